@@ -1,0 +1,205 @@
+"""Sample Factory's Learner plus the kickstart term, its summaries and its checkpointed λ state.
+
+Also fixes two SF 2.1.1 learner defects for every run that goes through sf_kickstart.train (teacher or not):
+  * `--with_vtrace=True` crashed at the first summary (`mb.advantages` does not exist under V-trace): we summarise
+    the V-trace advantages instead;
+  * a checkpoint that fails to load (e.g. torch>=2.6 `weights_only` default on a checkpoint holding numpy scalars)
+    was logged and training silently restarted from random weights: we load with `weights_only=False` and a
+    checkpoint that still fails to load is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from sample_factory.algo.learning.learner import Learner
+from sample_factory.utils.utils import log
+
+from sf_kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
+from sf_kickstart.schedules import KickstartSchedule
+
+
+class CheckpointLoadError(RuntimeError):
+    pass
+
+
+def distribution_logits(action_distribution) -> torch.Tensor:
+    """Raw logits of SF's categorical / tuple-of-categorical action distributions, concatenated like action_logits."""
+    if hasattr(action_distribution, "raw_logits"):
+        return action_distribution.raw_logits
+    if hasattr(action_distribution, "distributions"):
+        return torch.cat([distribution_logits(d) for d in action_distribution.distributions], dim=-1)
+    raise TypeError(f"Kickstarting needs a categorical policy, got {type(action_distribution).__name__}")
+
+
+class KickstartLearner(Learner):
+    def __init__(self, cfg, env_info, policy_versions_tensor, policy_id, param_server, layout=None):
+        super().__init__(cfg, env_info, policy_versions_tensor, policy_id, param_server)
+        self.layout = layout
+        self.schedule = KickstartSchedule.from_cfg(cfg) if layout is not None else None
+        self.splits = logit_splits(env_info.action_space) if layout is not None else None
+        self.teacher_names: List[str] = [s.name for s in layout.specs] if layout is not None else []
+        self.rho = np.array([s.rho for s in layout.specs], dtype=np.float64) if layout is not None else np.zeros(0)
+        # task index -> teacher index (-1: no teacher), for per-task λ summaries
+        self.task_teacher: List[int] = []
+        if layout is not None:
+            for task in layout.task_names:
+                owner = [i for i, s in enumerate(layout.specs) if task in s.tasks]
+                self.task_teacher.append(owner[0] if owner else -1)
+        self._ks_pending: Optional[Dict[str, float]] = None
+
+    # ---------------------------------------------------------------- λ
+    @property
+    def enabled(self) -> bool:
+        return self.layout is not None
+
+    def current_alpha(self) -> float:
+        return self.schedule.alpha(self.env_steps, scale=self.cfg.kickstart_lambda)
+
+    def current_lambdas(self) -> np.ndarray:
+        return self.current_alpha() * self.rho
+
+    def _maybe_update_cfg(self) -> None:
+        new_rho = None
+        if self.new_cfg is not None and "kickstart_rho" in self.new_cfg:
+            self.new_cfg = dict(self.new_cfg)
+            new_rho = self.new_cfg.pop("kickstart_rho")
+        super()._maybe_update_cfg()
+        if new_rho is not None and self.enabled:
+            self.set_rho(new_rho)
+
+    def set_rho(self, rho) -> None:
+        if isinstance(rho, dict):
+            for name, value in rho.items():
+                if name in self.teacher_names:
+                    self.rho[self.teacher_names.index(name)] = float(value)
+        else:
+            rho = np.asarray(rho, dtype=np.float64).reshape(-1)
+            if rho.shape == self.rho.shape:
+                self.rho = rho.copy()
+        self.rho = np.clip(self.rho, 0.0, None)
+
+    # ---------------------------------------------------------------- batch and loss
+    def _prepare_batch(self, batch):
+        if self.enabled:
+            batch = copy.copy(batch)  # shallow: never modify the batcher's buffers dict
+            batch["rnn_states"] = batch["rnn_states"][..., : self.layout.student_rnn]
+        return super()._prepare_batch(batch)
+
+    def _calculate_losses(self, mb, num_invalids):
+        (
+            action_distribution,
+            policy_loss,
+            exploration_loss,
+            kl_old,
+            kl_loss,
+            value_loss,
+            loss_summaries,
+        ) = super()._calculate_losses(mb, num_invalids)
+
+        if not self.enabled:
+            return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
+
+        with torch.no_grad():
+            lambdas = torch.as_tensor(self.current_lambdas(), dtype=torch.float32, device=self.device)
+            tidx = mb.teacher_idx.long()
+            has_teacher = tidx >= 0
+            weights = torch.where(has_teacher, lambdas[tidx.clamp_min(0)], torch.zeros_like(mb.teacher_idx))
+
+        student_logits = distribution_logits(action_distribution)
+        term = kickstart_loss(student_logits, mb.teacher_logits, weights, mb.valids, self.splits, has_teacher)
+
+        rl_policy_loss = policy_loss
+        if self.cfg.kickstart_distill_only:
+            policy_loss = term.loss  # pure policy distillation: the RL policy-gradient term is dropped
+        else:
+            policy_loss = policy_loss + term.loss
+
+        loss_summaries["ks_term"] = term
+        loss_summaries["ks_tidx"] = tidx
+        loss_summaries["ks_rl_policy_loss"] = rl_policy_loss
+        return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
+
+    # ---------------------------------------------------------------- summaries
+    def _record_summaries(self, train_loop_vars):
+        var = train_loop_vars
+        if self.cfg.with_vtrace and "advantages" not in var.mb:
+            var.mb["advantages"] = var.adv  # SF 2.1.1 crashes here under V-trace; summarise the V-trace advantages
+        stats = super()._record_summaries(train_loop_vars)
+        if self.enabled and "ks_term" in var:
+            stats.policy_loss = float(var.ks_rl_policy_loss)  # train/policy_loss stays the RL term alone
+            self._ks_pending = self._kickstart_summaries(var.ks_term, var.ks_tidx)
+        return stats
+
+    def _kickstart_summaries(self, term, tidx) -> Dict[str, float]:
+        alpha = self.current_alpha()
+        lambdas = alpha * self.rho
+        out = term_summaries(term)
+        out["alpha"] = alpha
+        out["lambda"] = float(lambdas.mean()) if len(lambdas) else 0.0
+        for i, name in enumerate(self.teacher_names):
+            rows = term.supervised & (tidx == i)
+            out[f"lambda_{name}"] = float(lambdas[i])
+            out[f"rho_{name}"] = float(self.rho[i])
+            if rows.any():
+                out[f"kl_{name}"] = masked_mean(term.kl, rows)
+                out[f"action_agreement_{name}"] = masked_mean(term.agreement, rows)
+                out[f"loss_{name}"] = float(lambdas[i]) * masked_mean(term.ce, rows)
+        if len(self.layout.task_names) > 1:
+            for task, owner in zip(self.layout.task_names, self.task_teacher):
+                out[f"lambda_{task}"] = float(lambdas[owner]) if owner >= 0 else 0.0
+        return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
+
+    def train(self, batch):
+        stats = super().train(batch)
+        if stats is not None and self._ks_pending is not None:
+            stats["kickstart_stats"] = self._ks_pending
+            self._ks_pending = None
+        return stats
+
+    # ---------------------------------------------------------------- checkpoints
+    @staticmethod
+    def load_checkpoint(checkpoints, device):
+        if len(checkpoints) <= 0:
+            log.warning("No checkpoints found")
+            return None
+        latest = checkpoints[-1]
+        log.warning("Loading state from checkpoint %s...", latest)
+        try:
+            return torch.load(latest, map_location=device, weights_only=False)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointLoadError(
+                f"Checkpoint {latest} exists but could not be loaded ({type(exc).__name__}: {exc}). Refusing to "
+                f"train from random weights: remove or fix the file, or use a new --experiment."
+            ) from exc
+
+    def _get_checkpoint_dict(self):
+        checkpoint = super()._get_checkpoint_dict()
+        if self.enabled:
+            checkpoint["kickstart"] = self.kickstart_state()
+        return checkpoint
+
+    def kickstart_state(self) -> Dict:
+        return dict(
+            schedule=self.schedule.state_dict(),
+            alpha_scale=float(self.cfg.kickstart_lambda),
+            alpha=self.current_alpha(),
+            rho={name: float(r) for name, r in zip(self.teacher_names, self.rho)},
+            env_steps=int(self.env_steps),
+        )
+
+    def _load_state(self, checkpoint_dict, load_progress=True):
+        super()._load_state(checkpoint_dict, load_progress=load_progress)
+        state = checkpoint_dict.get("kickstart")
+        if self.enabled and state is not None:
+            self.cfg.kickstart_lambda = float(state["alpha_scale"])
+            self.set_rho(state["rho"])
+            log.info(
+                f"Restored kickstart state: alpha_scale={self.cfg.kickstart_lambda}, rho={state['rho']}, "
+                f"alpha at restore={self.current_alpha():.4f}"
+            )

@@ -1,0 +1,318 @@
+"""Wiring kickstarting into Sample Factory's parallel runner, by subclass and registration only.
+
+Data path (DESIGN.md): the frozen teachers run in the inference worker, where the observations already are, once per
+step; their logits travel to the learner in the shared-memory trajectory buffers.
+
+Buffer layout. Two per-step keys are added to every trajectory buffer, policy-output slot and training batch:
+`teacher_logits` [num_logits] and `teacher_idx` (index of the teacher that produced them, -1 for a task without a
+teacher). The teachers' recurrent state rides in the *tail* of Sample Factory's own `rnn_states` slot
+(width = student rnn size + max teacher rnn size). SF's samplers already carry `rnn_states` from step to step and
+across trajectory boundaries and zero it at episode ends, in batched and non-batched sampling and with any number
+of inference workers, so each env's teacher state is kept and reset exactly like the student's, without touching
+SF's rollout code. The learner slices the tail off before the student sees it.
+
+Robustness: SF's event loops log and swallow exceptions raised in slots, so a worker whose env or teacher cannot be
+created would idle forever while its heartbeat timer keeps ticking. Our workers turn such failures into a process
+exit, and the runner stops the experiment with a failure status as soon as any of its processes dies.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import torch
+from signal_slot.signal_slot import Timer
+
+from sample_factory.algo.learning.batcher import Batcher
+from sample_factory.algo.learning.learner_worker import LearnerWorker
+from sample_factory.algo.runners.runner import AlgoObserver
+from sample_factory.algo.runners.runner_parallel import ParallelRunner
+from sample_factory.algo.sampling.inference_worker import InferenceWorker
+from sample_factory.algo.sampling.rollout_worker import RolloutWorker
+from sample_factory.algo.sampling.sampler import ParallelSampler
+from sample_factory.algo.utils.action_distributions import calc_num_action_parameters
+from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
+from sample_factory.algo.utils.shared_buffers import (
+    alloc_policy_output_tensors,
+    alloc_trajectory_tensors,
+    init_tensor,
+    policy_device,
+)
+from sample_factory.algo.utils.tensor_utils import ensure_torch_tensor
+from sample_factory.algo.utils.torch_utils import inference_context
+from sample_factory.algo.utils.misc import ExperimentStatus, advance_rollouts_signal
+from sample_factory.model.model_utils import get_rnn_size
+from sample_factory.utils.utils import log
+
+from sf_kickstart.teachers import TeacherBank, TeacherSpec
+
+TEACHER_KEYS = ("teacher_logits", "teacher_idx")
+
+
+@dataclass
+class KickstartLayout:
+    """What the buffers carry for kickstarting; None of this exists in a plain run."""
+
+    student_rnn: int
+    teacher_rnn: int
+    num_logits: int
+    specs: List[TeacherSpec] = field(default_factory=list)
+    task_names: List[str] = field(default_factory=list)
+
+    @property
+    def total_rnn(self) -> int:
+        return self.student_rnn + self.teacher_rnn
+
+
+def alloc_kickstart_trajectory_tensors(env_info, num_traj, rollout, layout: KickstartLayout, device, share):
+    tensors = alloc_trajectory_tensors(env_info, num_traj, rollout, layout.total_rnn, device, share)
+    tensors["teacher_logits"] = init_tensor([num_traj, rollout], torch.float32, [layout.num_logits], device, share)
+    tensors["teacher_idx"] = init_tensor([num_traj, rollout], torch.float32, [], device, share)
+    return tensors
+
+
+def extend_buffers(buffer_mgr, cfg, env_info, layout: KickstartLayout) -> None:
+    """Re-allocate SF's BufferMgr tensors with the kickstart keys (done once, in the main process, before any worker
+    process is started; queues of free buffer indices are unchanged)."""
+    share = not cfg.serial_mode
+    for device, traj in list(buffer_mgr.traj_tensors_torch.items()):
+        num_traj = traj["rewards"].shape[0]
+        buffer_mgr.traj_tensors_torch[device] = alloc_kickstart_trajectory_tensors(
+            env_info, num_traj, cfg.rollout, layout, device, share
+        )
+        outputs, names, sizes = alloc_policy_output_tensors(cfg, env_info, layout.total_rnn, device, share)
+        names, sizes = list(names), list(sizes)
+        if cfg.batched_sampling:
+            lead = list(outputs["values"].shape)
+            outputs["teacher_logits"] = init_tensor(lead, torch.float32, [layout.num_logits], device, share)
+            outputs["teacher_idx"] = init_tensor(lead, torch.float32, [], device, share)
+        else:
+            lead = list(outputs.shape[:-1])
+            outputs = init_tensor(lead, torch.float32, [sum(sizes) + layout.num_logits + 1], device, share)
+        names += list(TEACHER_KEYS)
+        sizes += [layout.num_logits, 1]
+        buffer_mgr.policy_output_tensors_torch[device] = outputs
+        buffer_mgr.output_names, buffer_mgr.output_sizes = tuple(names), tuple(sizes)
+
+
+class KickstartBuffers(AlgoObserver):
+    """Runs at the end of Runner.init(), right after SF builds its BufferMgr and before batchers/samplers exist."""
+
+    def __init__(self, layout: KickstartLayout):
+        self.layout = layout
+
+    def on_init(self, runner) -> None:
+        extend_buffers(runner.buffer_mgr, runner.cfg, runner.env_info, self.layout)
+
+
+def _fail_process(component: str, exc: BaseException, serial: bool) -> None:
+    log.error(f"{component} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    if serial:
+        raise exc
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)  # the runner notices the dead process and stops the experiment with a failure status
+
+
+class KickstartBatcher(Batcher):
+    def __init__(self, *args, layout: KickstartLayout, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layout = layout
+
+    def init(self):
+        device = policy_device(self.cfg, self.policy_id)
+        for _ in range(self.max_batches_to_accumulate):
+            self.training_batches.append(
+                alloc_kickstart_trajectory_tensors(
+                    self.env_info, self.traj_per_training_iteration, self.cfg.rollout, self.layout, device, False
+                )
+            )
+        self.initialized.emit()
+
+
+class KickstartInferenceWorker(InferenceWorker):
+    """SF's inference worker plus the frozen teacher bank, run on the same raw observations as the student."""
+
+    def __init__(self, *args, env_info, layout: Optional[KickstartLayout], **kwargs):
+        super().__init__(*args, env_info=env_info, **kwargs)
+        self.ks_env_info = env_info
+        self.layout = layout
+        self.bank: Optional[TeacherBank] = None
+
+    def init(self, init_model_data):
+        try:
+            super().init(init_model_data)
+            if self.layout is not None and self.bank is None and self.is_initialized:
+                self.bank = TeacherBank(
+                    self.layout.specs,
+                    self.layout.task_names,
+                    self.ks_env_info.obs_space,
+                    self.ks_env_info.action_space,
+                    self.device,
+                )
+                log.info(f"{self.object_id}: loaded {len(self.bank)} frozen teacher(s) on {self.device}")
+        except Exception as exc:  # noqa: BLE001
+            _fail_process(self.object_id, exc, self.cfg.serial_mode)
+
+    def _handle_policy_steps(self, timing):
+        if self.layout is None:
+            return super()._handle_policy_steps(timing)
+        layout = self.layout
+        with inference_context(self.cfg.serial_mode):
+            obs, rnn_states = self._batch_func(timing)
+            num_samples = rnn_states.shape[0]
+            self.total_num_samples += num_samples
+
+            with timing.add_time("obs_to_device_normalize"):
+                actor_critic = self.param_client.actor_critic
+                if actor_critic.training:
+                    actor_critic.eval()
+                normalized_obs = prepare_and_normalize_obs(actor_critic, obs)  # obs now holds raw device tensors
+                rnn_states = ensure_torch_tensor(rnn_states).to(self.device).float()
+
+            with timing.add_time("forward"):
+                policy_outputs = actor_critic(normalized_obs, rnn_states[:, : layout.student_rnn])
+                policy_outputs["policy_version"] = torch.empty([num_samples]).fill_(self.param_client.policy_version)
+
+            with timing.add_time("teacher_forward"):
+                t_logits, t_idx, t_rnn = self.bank.forward(obs, rnn_states[:, layout.student_rnn :], layout.num_logits)
+                policy_outputs["new_rnn_states"] = torch.cat([policy_outputs["new_rnn_states"], t_rnn], dim=1)
+                policy_outputs["teacher_logits"] = t_logits
+                policy_outputs["teacher_idx"] = t_idx
+
+            with timing.add_time("prepare_outputs"):
+                signals_to_send = self._prepare_policy_outputs_func(num_samples, policy_outputs, self.requests)
+
+            with timing.add_time("send_messages"):
+                for actor_idx, data in signals_to_send.items():
+                    self.emit_many(advance_rollouts_signal(actor_idx), data)
+
+            self.requests = []
+
+
+class RobustRolloutWorker(RolloutWorker):
+    """A rollout worker whose env cannot be created (or crashes) exits instead of idling forever."""
+
+    def init(self):
+        try:
+            super().init()
+        except Exception as exc:  # noqa: BLE001
+            _fail_process(f"{self.object_id} (creating envs)", exc, self.cfg.serial_mode)
+
+    def advance_rollouts(self, split_idx, policy_id):
+        try:
+            super().advance_rollouts(split_idx, policy_id)
+        except Exception as exc:  # noqa: BLE001
+            _fail_process(f"{self.object_id} (stepping envs)", exc, self.cfg.serial_mode)
+
+
+class KickstartSampler(ParallelSampler):
+    layout: Optional[KickstartLayout] = None  # set on the class by the runner before construction
+
+    def _make_inference_worker(self, event_loop, policy_id, worker_idx, param_server):
+        return KickstartInferenceWorker(
+            event_loop,
+            policy_id,
+            worker_idx,
+            self.buffer_mgr,
+            param_server,
+            self.inference_queues[policy_id],
+            self.cfg,
+            env_info=self.env_info,
+            layout=self.layout,
+        )
+
+    def _make_rollout_worker(self, event_loop, worker_idx):
+        return RobustRolloutWorker(event_loop, worker_idx, self.buffer_mgr, self.inference_queues, self.cfg, self.env_info)
+
+
+class KickstartLearnerWorker(LearnerWorker):
+    def __init__(self, evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id, layout: Optional[KickstartLayout]):
+        super().__init__(evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id)
+        from sf_kickstart.learner import KickstartLearner
+
+        self.learner = KickstartLearner(
+            cfg, env_info, buffer_mgr.policy_versions, policy_id, self.param_server, layout=layout
+        )
+
+    def init(self):
+        try:
+            super().init()
+        except Exception as exc:  # noqa: BLE001
+            _fail_process(f"{self.object_id} (init)", exc, self.cfg.serial_mode)
+
+    def on_new_training_batch(self, batch_idx: int):
+        try:
+            super().on_new_training_batch(batch_idx)
+        except Exception as exc:  # noqa: BLE001
+            _fail_process(f"{self.object_id} (training)", exc, self.cfg.serial_mode)
+
+
+class KickstartRunner(ParallelRunner):
+    """ParallelRunner with our learner, teacher-aware inference, robust workers and a process liveness monitor.
+    With layout=None it is plain APPO (plus the V-trace/checkpoint fixes of our learner)."""
+
+    def __init__(self, cfg, layout: Optional[KickstartLayout] = None):
+        super().__init__(cfg)
+        self.layout = layout
+        if layout is not None:
+            self.register_observer(KickstartBuffers(layout))
+        self.liveness_timer: Optional[Timer] = None
+        self.register_policy_msg_handler("kickstart_stats", _kickstart_stats_handler)
+
+    def _make_batcher(self, event_loop, policy_id):
+        if self.layout is None:
+            return super()._make_batcher(event_loop, policy_id)
+        return KickstartBatcher(event_loop, policy_id, self.buffer_mgr, self.cfg, self.env_info, layout=self.layout)
+
+    def _make_learner(self, event_loop, policy_id, batcher):
+        return KickstartLearnerWorker(
+            event_loop, self.cfg, self.env_info, self.buffer_mgr, batcher, policy_id, layout=self.layout
+        )
+
+    def _make_sampler(self, sampler_cls, event_loop):
+        sampler_cls = type("BoundKickstartSampler", (KickstartSampler,), {"layout": self.layout})
+        return super()._make_sampler(sampler_cls, event_loop)
+
+    def init(self):
+        status = super().init()
+        if status == ExperimentStatus.SUCCESS:
+            self.liveness_timer = Timer(self.event_loop, 1.0)
+            self.liveness_timer.timeout.connect(self._check_processes)
+            self.timers.append(self.liveness_timer)
+        return status
+
+    def _all_processes(self):
+        return list(self.processes) + list(getattr(self.sampler, "processes", []))
+
+    def _check_processes(self):
+        if self.stopped:
+            return
+        for p in self._all_processes():
+            proc = p._process
+            if proc.pid is not None and not proc.is_alive():
+                log.error(f"Process {p.name} died (exit code {proc.exitcode}): stopping the experiment")
+                self._stop_training(failed=True)
+                # live components stop through SF's normal path; if that stalls, force it after a grace period
+                self._force_stop_timer = Timer(self.event_loop, 30.0, single_shot=True)
+                self._force_stop_timer.timeout.connect(self._force_stop)
+                return
+
+    def _force_stop(self):
+        log.error("Components did not stop after a process died: terminating the remaining processes")
+        for p in self._all_processes():
+            if p._process.pid is not None and p._process.is_alive():
+                p._process.terminate()
+        self.status = ExperimentStatus.FAILURE
+        self.event_loop.stop()
+
+
+def _kickstart_stats_handler(runner, msg, policy_id):
+    env_steps = runner.env_steps.get(policy_id, 0)
+    for key, value in msg["kickstart_stats"].items():
+        runner.writers[policy_id].add_scalar(f"kickstart/{key}", value, env_steps)

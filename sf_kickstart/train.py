@@ -1,0 +1,217 @@
+"""python -m sf_kickstart.train --env=ENV [Sample Factory flags] [kickstart flags]
+
+Every Sample Factory flag works. Ours (see `add_kickstart_args`):
+  --teacher=DIR                one frozen teacher (an SF experiment dir, or a name under --train_dir) for all tasks
+  --teachers=MAP.yaml          one teacher per task (multi-teacher kickstarting)
+  --kickstart_schedule=none|constant|linear|exponential, --kickstart_lambda, --kickstart_end_frames,
+  --kickstart_decay, --kickstart_decay_frames, --kickstart_floor
+  --kickstart_distill_only     drop the RL policy loss: pure policy distillation (the paper's baseline)
+  --preset=cfg/FILE.yaml       flag defaults from a preset file (the command line still wins)
+
+Everything that can be wrong with the input is checked here, in the main process, before any worker starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from typing import List, Optional, Tuple
+
+import yaml
+
+from sample_factory.algo.utils.action_distributions import calc_num_action_parameters
+from sample_factory.algo.utils.context import global_env_registry
+from sample_factory.algo.utils.env_info import extract_env_info
+from sample_factory.algo.utils.make_env import make_env_func_batched
+from sample_factory.algo.utils.misc import ExperimentStatus
+from sample_factory.cfg.arguments import maybe_load_from_checkpoint, parse_full_cfg, parse_sf_args
+from sample_factory.model.model_utils import get_rnn_size
+from sample_factory.utils.attr_dict import AttrDict
+from sample_factory.utils.utils import experiment_dir, log, str2bool
+
+from sf_kickstart.learner import CheckpointLoadError, KickstartLearner
+from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
+from sf_kickstart.runner import KickstartLayout, KickstartRunner
+from sf_kickstart.schedules import SCHEDULES, KickstartSchedule, ScheduleError
+from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
+from sf_kickstart.teachers import TeacherBank, TeacherError, check_spaces, load_teacher_cfg, teacher_specs_from_cfg
+
+USER_ERRORS = (SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, CheckpointLoadError)
+
+
+class PresetError(ValueError):
+    pass
+
+
+def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("kickstart")
+    g.add_argument("--teacher", default=None, type=str, help="SF experiment dir of a frozen teacher (all tasks)")
+    g.add_argument("--teachers", default=None, type=str, help="YAML map: suite task name -> teacher experiment dir")
+    g.add_argument(
+        "--kickstart_schedule",
+        default="constant",
+        type=str,
+        help=f"λ schedule over env frames: {'|'.join(SCHEDULES)} (ignored without a teacher)",
+    )
+    g.add_argument("--kickstart_lambda", default=1.0, type=float, help="λ for constant; start value otherwise")
+    g.add_argument("--kickstart_end_frames", default=0.0, type=float, help="linear: env frames where λ reaches 0")
+    g.add_argument("--kickstart_decay", default=0.5, type=float, help="exponential: factor per decay_frames")
+    g.add_argument("--kickstart_decay_frames", default=1e6, type=float, help="exponential: frames per decay step")
+    g.add_argument("--kickstart_floor", default=0.0, type=float, help="exponential: λ never goes below this")
+    g.add_argument(
+        "--kickstart_distill_only",
+        default=False,
+        type=str2bool,
+        help="drop the RL policy loss and learn the policy only from the teacher (pure policy distillation)",
+    )
+    g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
+
+
+def load_preset(path: str) -> dict:
+    candidates = [path, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cfg", path)]
+    for c in candidates:
+        if os.path.isfile(c):
+            with open(c) as f:
+                data = yaml.safe_load(f) or {}
+            if not isinstance(data, dict):
+                raise PresetError(f"Preset {c!r} must be a mapping of flag -> value")
+            return data
+    raise PresetError(f"Preset {path!r} not found (also looked in cfg/)")
+
+
+def _argv_value(argv: List[str], flag: str) -> Optional[str]:
+    for i, a in enumerate(argv):
+        if a.startswith(f"--{flag}="):
+            return a.split("=", 1)[1]
+        if a == f"--{flag}" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tuple[AttrDict, Suite]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    preset = _argv_value(argv, "preset")
+    preset_values = load_preset(preset) if preset else {}
+    if "env" in preset_values and _argv_value(argv, "env") is None:
+        argv = [f"--env={preset_values['env']}"] + argv
+
+    parser, partial_cfg = parse_sf_args(argv, evaluation=evaluation)
+    suite = prepare_env(partial_cfg.env)  # SuiteError for unknown suites/tasks or missing simulators
+    suite.add_args(parser)
+    suite.override_defaults(partial_cfg.env, parser)
+    add_kickstart_args(parser)
+
+    known = {a.dest for a in parser._actions}
+    unknown_keys = [k for k in preset_values if k not in known]
+    if unknown_keys:
+        raise PresetError(f"Preset {preset!r} sets unknown flags: {unknown_keys}")
+    parser.set_defaults(**{k: v for k, v in preset_values.items() if k != "env"})
+
+    cfg = parse_full_cfg(parser, argv)
+    return cfg, suite
+
+
+def _make_env_info(cfg):
+    env = make_env_func_batched(cfg, env_config=AttrDict(worker_index=0, vector_index=0, env_id=0), render_mode=None)
+    try:
+        return extract_env_info(env, cfg)
+    finally:
+        env.close()
+
+
+def check_student_checkpoint(cfg) -> None:
+    """A run that resumes must be able to read its own checkpoint: never silently start from random weights."""
+    if cfg.restart_behavior != "resume":
+        return
+    for policy_id in range(cfg.num_policies):
+        ckpt_dir = os.path.join(experiment_dir(cfg=cfg, mkdir=False), f"checkpoint_p{policy_id}")
+        prefix = dict(latest="checkpoint", best="best")[cfg.load_checkpoint_kind]
+        checkpoints = sorted(glob.glob(os.path.join(ckpt_dir, f"{prefix}_*")))
+        if checkpoints:
+            KickstartLearner.load_checkpoint(checkpoints, "cpu")
+
+
+def build_layout(cfg, suite: Suite) -> Optional[KickstartLayout]:
+    """Validate schedule and teachers against the student's env; None when there is no teacher."""
+    KickstartSchedule.from_cfg(cfg)  # ScheduleError for impossible values, teacher or not
+
+    task_names = suite.task_names(cfg.env)
+    specs = teacher_specs_from_cfg(cfg, task_names)
+    if cfg.kickstart_distill_only and not specs:
+        raise ScheduleError("--kickstart_distill_only=True needs a teacher (--teacher or --teachers)")
+    if not specs:
+        return None
+    if cfg.teachers and not any(spec.tasks for spec in specs):
+        raise TeacherError(f"--teachers map names no task of {cfg.env}")
+
+    env_info = _make_env_info(cfg)
+    logit_splits(env_info.action_space)  # UnsupportedActionSpace for continuous control
+
+    for spec in specs:
+        tcfg = load_teacher_cfg(spec.path)
+        if "env" not in tcfg:
+            raise TeacherError(f"Teacher {spec.name!r}: config.json has no 'env'")
+        try:
+            prepare_env(tcfg.env)
+        except SuiteError as exc:
+            raise TeacherError(f"Teacher {spec.name!r} was trained on {tcfg.env!r}, which cannot be created: {exc}")
+        teacher_env_cfg = AttrDict({**cfg, **{k: v for k, v in tcfg.items() if k not in ("teacher", "teachers")}})
+        teacher_info = _make_env_info(teacher_env_cfg)
+        check_spaces(spec.name, teacher_info.obs_space, teacher_info.action_space, env_info.obs_space, env_info.action_space)
+
+    bank = TeacherBank(specs, task_names, env_info.obs_space, env_info.action_space, "cpu")  # loads every checkpoint
+    for spec, teacher in zip(specs, bank.teachers):
+        log.info(
+            f"Teacher {spec.name}: {teacher.checkpoint_path} (trained {teacher.env_steps} frames, rnn state "
+            f"{teacher.rnn_size}, rho={spec.rho}) supervises {spec.tasks}"
+        )
+    return KickstartLayout(
+        student_rnn=get_rnn_size(cfg),
+        teacher_rnn=bank.rnn_size,
+        num_logits=calc_num_action_parameters(env_info.action_space),
+        specs=specs,
+        task_names=list(task_names),
+    )
+
+
+def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> KickstartRunner:
+    if cfg.serial_mode:
+        raise SystemExit("sf_kickstart.train runs Sample Factory's parallel runner: use --serial_mode=False")
+    runner = KickstartRunner(cfg, layout)
+    suite.install(cfg, runner)
+    if cfg.with_pbt:
+        from sf_kickstart.pbt import KickstartPBT
+
+        runner.register_observer(KickstartPBT(cfg, runner, layout))
+    return runner
+
+
+def prepare(argv: Optional[List[str]] = None):
+    cfg, suite = parse_args(argv)
+    if cfg.restart_behavior == "resume":
+        cfg = maybe_load_from_checkpoint(cfg)
+    if not isinstance(cfg, AttrDict):
+        cfg = AttrDict(vars(cfg))  # SF #263: PBT (and restarts other than resume) need a subscriptable cfg
+    check_student_checkpoint(cfg)
+    layout = build_layout(cfg, suite)
+    return cfg, layout, suite
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        cfg, layout, suite = prepare(argv)
+    except (PresetError, *USER_ERRORS) as exc:
+        print(f"sf_kickstart: error: {exc}", file=sys.stderr)
+        return 2
+    runner = make_runner(cfg, layout, suite)
+    status = runner.init()
+    if status == ExperimentStatus.SUCCESS:
+        status = runner.run()
+    return int(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
