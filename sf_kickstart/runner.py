@@ -263,7 +263,8 @@ class KickstartRunner(ParallelRunner):
         if layout is not None:
             self.register_observer(KickstartBuffers(layout))
         self.liveness_timer: Optional[Timer] = None
-        self.register_policy_msg_handler("kickstart_stats", _kickstart_stats_handler)
+        # not register_policy_msg_handler(): in SF 2.1.1 it stores a bare function where a list is iterated
+        self.policy_msg_handlers.setdefault("kickstart_stats", []).append(_kickstart_stats_handler)
 
     def _make_batcher(self, event_loop, policy_id):
         if self.layout is None:
@@ -285,6 +286,24 @@ class KickstartRunner(ParallelRunner):
             self.liveness_timer = Timer(self.event_loop, 1.0)
             self.liveness_timer.timeout.connect(self._check_processes)
             self.timers.append(self.liveness_timer)
+        return status
+
+    def run(self):
+        status = super().run()
+        # SF joins its processes only on the clean path; after a failure in the main loop they would keep the
+        # interpreter alive forever. Give them a moment, then terminate whatever is left.
+        grace = 10.0 if status == ExperimentStatus.SUCCESS else 1.0
+        for p in self._all_processes():
+            proc = p._process
+            if proc.pid is None:
+                continue
+            proc.join(grace)
+            if proc.is_alive():
+                log.warning(f"Terminating leftover process {p.name}")
+                proc.terminate()
+                proc.join(5.0)
+                if proc.is_alive():
+                    proc.kill()
         return status
 
     def _all_processes(self):
