@@ -52,6 +52,9 @@ class KickstartLearner(Learner):
                 owner = [i for i, s in enumerate(layout.specs) if task in s.tasks]
                 self.task_teacher.append(owner[0] if owner else -1)
         self._ks_pending: Optional[Dict[str, float]] = None
+        # --kickstart_debug_dump=K: save the first K training batches' kickstart inputs (diagnostics and tests)
+        self._dumps_left = int(getattr(cfg, "kickstart_debug_dump", 0)) if layout is not None else 0
+        self._dump_raw: Optional[Dict] = None
 
     # ---------------------------------------------------------------- λ
     @property
@@ -87,6 +90,12 @@ class KickstartLearner(Learner):
     # ---------------------------------------------------------------- batch and loss
     def _prepare_batch(self, batch):
         if self.enabled:
+            if self._dumps_left > 0:
+                flat = lambda x: x[:, :-1].reshape((-1,) + tuple(x.shape[2:])).clone()  # noqa: E731
+                self._dump_raw = dict(
+                    obs={k: flat(v) for k, v in batch["obs"].items()},
+                    teacher_rnn=flat(batch["rnn_states"][..., self.layout.student_rnn :]),
+                )
             batch = copy.copy(batch)  # shallow: never modify the batcher's buffers dict
             batch["rnn_states"] = batch["rnn_states"][..., : self.layout.student_rnn]
         return super()._prepare_batch(batch)
@@ -120,10 +129,45 @@ class KickstartLearner(Learner):
         else:
             policy_loss = policy_loss + term.loss
 
+        if self._dumps_left > 0 and self._dump_raw is not None:
+            self._dump(mb, student_logits, weights, term)
         loss_summaries["ks_term"] = term
         loss_summaries["ks_tidx"] = tidx
         loss_summaries["ks_rl_policy_loss"] = rl_policy_loss
         return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
+
+    def _dump(self, mb, student_logits, weights, term) -> None:
+        import os
+
+        from sample_factory.utils.utils import experiment_dir
+
+        if mb.teacher_logits.shape[0] != self._dump_raw["teacher_rnn"].shape[0]:
+            log.warning("kickstart_debug_dump needs one minibatch per batch (--num_batches_per_epoch=1); skipped")
+            self._dumps_left = 0
+            return
+        out_dir = os.path.join(experiment_dir(cfg=self.cfg), "kickstart_debug", f"p{self.policy_id}")
+        os.makedirs(out_dir, exist_ok=True)
+        idx = int(getattr(self.cfg, "kickstart_debug_dump", 0)) - self._dumps_left
+        torch.save(
+            dict(
+                obs=self._dump_raw["obs"],
+                teacher_rnn=self._dump_raw["teacher_rnn"],
+                teacher_logits=mb.teacher_logits.detach().cpu().clone(),
+                teacher_idx=mb.teacher_idx.detach().cpu().clone(),
+                student_logits=student_logits.detach().cpu().clone(),
+                weights=weights.detach().cpu().clone(),
+                valids=mb.valids.detach().cpu().clone(),
+                dones=mb.dones.detach().cpu().clone(),
+                loss=float(term.loss.detach()),
+                alpha=self.current_alpha(),
+                rho=self.rho.copy(),
+                env_steps=int(self.env_steps),
+                teacher_names=list(self.teacher_names),
+            ),
+            os.path.join(out_dir, f"batch_{idx:03d}.pt"),
+        )
+        self._dumps_left -= 1
+        self._dump_raw = None
 
     # ---------------------------------------------------------------- summaries
     def _record_summaries(self, train_loop_vars):

@@ -38,7 +38,11 @@ from sf_kickstart.schedules import SCHEDULES, KickstartSchedule, ScheduleError
 from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
 from sf_kickstart.teachers import TeacherBank, TeacherError, check_spaces, load_teacher_cfg, teacher_specs_from_cfg
 
-USER_ERRORS = (SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, CheckpointLoadError)
+class EnvCreationError(RuntimeError):
+    pass
+
+
+USER_ERRORS = (SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, CheckpointLoadError, EnvCreationError)
 
 
 class PresetError(ValueError):
@@ -65,6 +69,13 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         default=False,
         type=str2bool,
         help="drop the RL policy loss and learn the policy only from the teacher (pure policy distillation)",
+    )
+    g.add_argument(
+        "--kickstart_debug_dump",
+        default=0,
+        type=int,
+        help="save the kickstart inputs of the first K training batches under <experiment>/kickstart_debug/ "
+        "(raw obs, teacher rnn states and logits, student logits, weights, loss) to verify the data flow",
     )
     g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
 
@@ -122,6 +133,46 @@ def _make_env_info(cfg):
         env.close()
 
 
+def probe_env_info(cfg, timeout_s: float = 600.0):
+    """Create the env once in a spawned process, exactly as SF's workers will, and return its EnvInfo.
+
+    SF 2.1.1 does the same in `obtain_env_info_in_a_separate_process` but waits on `q.get()` with no timeout, so an
+    env that cannot be created in a fresh process (e.g. ale-py envs not registered there) hangs the run forever.
+    Here a dead process is an error with its exit code, raised before any worker starts."""
+    import multiprocessing
+    import queue as queue_mod
+    import time
+
+    from sample_factory.algo.utils.context import sf_global_context
+    from sample_factory.algo.utils.env_info import spawn_tmp_env_and_get_info
+
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=spawn_tmp_env_and_get_info, args=(sf_global_context(), q, cfg), daemon=True)
+    p.start()
+    deadline = time.time() + timeout_s
+    try:
+        while True:
+            try:
+                return q.get(timeout=0.5)
+            except queue_mod.Empty:
+                if not p.is_alive():
+                    try:
+                        return q.get(timeout=1.0)  # result may still be in flight
+                    except queue_mod.Empty:
+                        raise EnvCreationError(
+                            f"Could not create env {cfg.env!r} in a worker process (exit code {p.exitcode}); "
+                            f"see the traceback above"
+                        ) from None
+                if time.time() > deadline:
+                    raise EnvCreationError(f"Creating env {cfg.env!r} took more than {timeout_s:.0f} s")
+    finally:
+        if p.is_alive():
+            p.join(5.0)
+        if p.is_alive():
+            p.terminate()
+
+
 def check_student_checkpoint(cfg) -> None:
     """A run that resumes must be able to read its own checkpoint: never silently start from random weights."""
     if cfg.restart_behavior != "resume":
@@ -134,8 +185,9 @@ def check_student_checkpoint(cfg) -> None:
             KickstartLearner.load_checkpoint(checkpoints, "cpu")
 
 
-def build_layout(cfg, suite: Suite) -> Optional[KickstartLayout]:
-    """Validate schedule and teachers against the student's env; None when there is no teacher."""
+def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
+    """Validate schedule and teachers against the student's env; None when there is no teacher.
+    `env_info` may be an EnvInfo or a callable producing it (called only when there is a teacher)."""
     KickstartSchedule.from_cfg(cfg)  # ScheduleError for impossible values, teacher or not
 
     task_names = suite.task_names(cfg.env)
@@ -147,7 +199,9 @@ def build_layout(cfg, suite: Suite) -> Optional[KickstartLayout]:
     if cfg.teachers and not any(spec.tasks for spec in specs):
         raise TeacherError(f"--teachers map names no task of {cfg.env}")
 
-    env_info = _make_env_info(cfg)
+    if callable(env_info):
+        env_info = env_info()
+    env_info = env_info if env_info is not None else _make_env_info(cfg)
     logit_splits(env_info.action_space)  # UnsupportedActionSpace for continuous control
 
     for spec in specs:
@@ -196,7 +250,15 @@ def prepare(argv: Optional[List[str]] = None):
     if not isinstance(cfg, AttrDict):
         cfg = AttrDict(vars(cfg))  # SF #263: PBT (and restarts other than resume) need a subscriptable cfg
     check_student_checkpoint(cfg)
-    layout = build_layout(cfg, suite)
+    probed = []
+
+    def env_info():
+        if not probed:
+            probed.append(probe_env_info(cfg))
+        return probed[0]
+
+    layout = build_layout(cfg, suite, env_info)  # schedule and teacher paths are checked before any env is made
+    env_info()  # an env that cannot be created in a fresh process is an error here, not a hang later
     return cfg, layout, suite
 
 

@@ -1,0 +1,82 @@
+"""Helpers for the end-to-end tests: short real training runs on CPU through subprocesses."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from typing import Dict, List
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# tiny, fast APPO settings shared by every e2e run (2 workers x 4 envs, one 256-step minibatch per batch)
+FAST = [
+    "--num_workers=2",
+    "--num_envs_per_worker=4",
+    "--worker_num_splits=2",
+    "--batch_size=256",
+    "--rollout=32",
+    "--recurrence=32",
+    "--num_batches_per_epoch=1",
+    "--num_epochs=1",
+    "--save_every_sec=5",
+    "--experiment_summaries_interval=1",
+    "--decorrelate_experience_max_seconds=0",
+    "--device=cpu",
+    "--seed=1",
+]
+
+
+def run_train(args: List[str], timeout: int = 300, module: str = "sf_kickstart.train") -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+PLAIN_SF_TRAIN = """
+import sys
+from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
+from sample_factory.train import run_rl
+from sf_kickstart.suites import minigrid
+
+minigrid.register("minigrid_suite")
+parser, _ = parse_sf_args(sys.argv[1:])
+sys.exit(run_rl(parse_full_cfg(parser, sys.argv[1:])))
+"""
+
+
+def run_plain_sample_factory(args: List[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    """Train with Sample Factory's own runner and learner (not ours): only our env registration is used."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-c", PLAIN_SF_TRAIN, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def latest_checkpoint(exp_dir: str, policy: int = 0) -> Dict:
+    ckpts = sorted(glob.glob(os.path.join(exp_dir, f"checkpoint_p{policy}", "checkpoint_*.pth")))
+    assert ckpts, f"no checkpoint in {exp_dir}"
+    return torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+
+
+def scalars(exp_dir: str, tag: str, policy: int = 0):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(os.path.join(exp_dir, ".summary", str(policy)), size_guidance={"scalars": 0})
+    ea.Reload()
+    if tag not in ea.Tags()["scalars"]:
+        return []
+    return [(e.step, e.value) for e in ea.Scalars(tag)]
+
+
+def describe(proc: subprocess.CompletedProcess) -> str:
+    return f"rc={proc.returncode}\n--- stdout (tail) ---\n{proc.stdout[-4000:]}\n--- stderr (tail) ---\n{proc.stderr[-4000:]}"
