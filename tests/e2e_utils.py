@@ -80,3 +80,27 @@ def scalars(exp_dir: str, tag: str, policy: int = 0):
 
 def describe(proc: subprocess.CompletedProcess) -> str:
     return f"rc={proc.returncode}\n--- stdout (tail) ---\n{proc.stdout[-4000:]}\n--- stderr (tail) ---\n{proc.stderr[-4000:]}"
+
+
+def make_teacher_dir(path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int = 32) -> str:
+    """A valid SF experiment dir (config.json + checkpoint) with untrained weights: fast to make."""
+    import json
+
+    from gymnasium import spaces
+    from sample_factory.model.actor_critic import create_actor_critic
+
+    from sf_kickstart.suites import minigrid
+    from sf_kickstart.train import parse_args
+
+    cfg, _ = parse_args(
+        [f"--env={env}", "--experiment=x", "--encoder_mlp_layers", "32", f"--rnn_size={rnn_size}", "--use_rnn=True"]
+    )
+    model = create_actor_critic(cfg, minigrid.observation_space(), spaces.Discrete(7))
+    os.makedirs(os.path.join(path, "checkpoint_p0"), exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(vars(cfg), f)
+    torch.save(
+        dict(train_step=1, env_steps=100, best_performance=-1e9, model=model.state_dict(), optimizer={}, curr_lr=1e-4),
+        os.path.join(path, "checkpoint_p0", "checkpoint_000000001_100.pth"),
+    )
+    return path
