@@ -78,7 +78,7 @@ def run_training(args, mode: str, rnd: int, teacher_args: List[str]) -> float:
         f"--env={args.env}",
         f"--experiment={exp}",
         f"--train_dir={args.train_dir}",
-        f"--train_for_seconds={args.seconds}",
+        f"--train_for_seconds={int(args.seconds)}",
         "--train_for_env_steps=10000000000",
         f"--num_workers={args.num_workers}",
         f"--num_envs_per_worker={args.num_envs_per_worker}",
@@ -113,11 +113,10 @@ def _env_worker(env_name: str, preset: str, num_envs: int, worker_idx: int, seco
     rng = np.random.default_rng(worker_idx)
     steps = 0
     start = time.time()
+    n_actions = envs[0].action_space.n
     while time.time() - start < seconds:
         for e in envs:
-            _, _, term, trunc, _ = e.step(e.action_space.sample() if rng is None else int(rng.integers(e.action_space.n)))
-            if term or trunc:
-                e.reset()
+            e.step([int(rng.integers(n_actions))])  # SF's non-batched wrapper: list of one action, auto-reset
             steps += 1
     out.put(steps / (time.time() - start))
 

@@ -76,6 +76,22 @@ class KickstartLearner(Learner):
         if new_rho is not None and self.enabled:
             self.set_rho(new_rho)
 
+    def _maybe_load_policy(self) -> None:
+        """PBT exploit. SF 2.1.1 applies the new (mutated) cfg first and then loads the source member's checkpoint,
+        whose curr_lr — and here α scale and ρ — overwrite the freshly mutated values. Re-apply them after loading."""
+        if self.policy_to_load is None:
+            return super()._maybe_load_policy()
+        mutated_lr = self.cfg.learning_rate
+        mutated_alpha = getattr(self.cfg, "kickstart_lambda", None)
+        mutated_rho = self.rho.copy()
+        super()._maybe_load_policy()
+        if self.cfg.lr_schedule == "constant":
+            self.curr_lr = mutated_lr
+            self._apply_lr(self.curr_lr)
+        if self.enabled and mutated_alpha is not None:
+            self.cfg.kickstart_lambda = mutated_alpha
+            self.rho = mutated_rho
+
     def set_rho(self, rho) -> None:
         if isinstance(rho, dict):
             for name, value in rho.items():

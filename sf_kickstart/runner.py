@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
@@ -110,6 +111,25 @@ class KickstartBuffers(AlgoObserver):
         extend_buffers(runner.buffer_mgr, runner.cfg, runner.env_info, self.layout)
 
 
+def _exit_with_parent(serial: bool) -> None:
+    """Worker processes exit when the main process is gone (killed, crashed): SF's would run on forever, orphaned.
+    A polling thread, not PR_SET_PDEATHSIG: SF starts workers from a thread pool whose threads exit right away."""
+    if serial:
+        return
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
+
+
 def _fail_process(component: str, exc: BaseException, serial: bool) -> None:
     log.error(f"{component} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
     if serial:
@@ -145,6 +165,8 @@ class KickstartInferenceWorker(InferenceWorker):
         self.bank: Optional[TeacherBank] = None
 
     def init(self, init_model_data):
+        if not self.is_initialized:
+            _exit_with_parent(self.cfg.serial_mode)
         try:
             super().init(init_model_data)
             if self.layout is not None and self.bank is None and self.is_initialized:
@@ -199,6 +221,7 @@ class RobustRolloutWorker(RolloutWorker):
     """A rollout worker whose env cannot be created (or crashes) exits instead of idling forever."""
 
     def init(self):
+        _exit_with_parent(self.cfg.serial_mode)
         try:
             super().init()
         except Exception as exc:  # noqa: BLE001
@@ -241,6 +264,7 @@ class KickstartLearnerWorker(LearnerWorker):
         )
 
     def init(self):
+        _exit_with_parent(self.cfg.serial_mode)
         try:
             super().init()
         except Exception as exc:  # noqa: BLE001
@@ -263,6 +287,7 @@ class KickstartRunner(ParallelRunner):
         if layout is not None:
             self.register_observer(KickstartBuffers(layout))
         self.liveness_timer: Optional[Timer] = None
+        self._train_started_at: Optional[float] = None
         # not register_policy_msg_handler(): in SF 2.1.1 it stores a bare function where a list is iterated
         self.policy_msg_handlers.setdefault("kickstart_stats", []).append(_kickstart_stats_handler)
 
@@ -279,6 +304,16 @@ class KickstartRunner(ParallelRunner):
     def _make_sampler(self, sampler_cls, event_loop):
         sampler_cls = type("BoundKickstartSampler", (KickstartSampler,), {"layout": self.layout})
         return super()._make_sampler(sampler_cls, event_loop)
+
+    def _should_end_training(self):
+        # SF 2.1.1 never updates total_train_seconds, so --train_for_seconds never ended a run
+        if self._train_started_at is not None:
+            self.total_train_seconds = time.time() - self._train_started_at
+        return super()._should_end_training()
+
+    def _on_start(self):
+        self._train_started_at = time.time()
+        super()._on_start()
 
     def init(self):
         status = super().init()

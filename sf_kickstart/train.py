@@ -77,6 +77,12 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         help="save the kickstart inputs of the first K training batches under <experiment>/kickstart_debug/ "
         "(raw obs, teacher rnn states and logits, student logits, weights, loss) to verify the data flow",
     )
+    g.add_argument(
+        "--kickstart_pbt_zero_below",
+        default=1e-3,
+        type=float,
+        help="PBT: an α or ρ_i perturbed below this becomes exactly 0 (the student is free of that teacher)",
+    )
     g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
 
 
@@ -119,6 +125,8 @@ def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tu
     unknown_keys = [k for k in preset_values if k not in known]
     if unknown_keys:
         raise PresetError(f"Preset {preset!r} sets unknown flags: {unknown_keys}")
+    if suite.name in ("minigrid", "atari", "dmlab"):
+        parser.set_defaults(pbt_target_objective="suite_score")  # PBT ranks on the capped mean normalised score
     parser.set_defaults(**{k: v for k, v in preset_values.items() if k != "env"})
 
     cfg = parse_full_cfg(parser, argv)

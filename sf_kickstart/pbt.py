@@ -1,0 +1,110 @@
+"""Sample Factory's Population Based Training extended with the kickstart weights.
+
+Besides SF's own hyperparameters (learning rate, entropy cost, value coefficient, grad norm, clip ratios), every
+population member carries
+  * `kickstart_lambda`  α's scale (with `--kickstart_schedule=constant` PBT controls λ entirely: the paper's PBT-λ);
+  * `kickstart_rho`     {teacher name: ρ_i}, one weight per teacher, so all teachers can get stronger or weaker
+                        together (α) or one alone (ρ_i).
+They are perturbed like SF perturbs its floats (×/÷ a random factor). Values stay >= 0, and a value that falls below
+`--kickstart_pbt_zero_below` becomes exactly 0: the student is then free of that teacher (0 stays 0 under
+multiplicative perturbation; SF's 1% chance of a reset to the default can bring it back).
+
+Exploit: SF copies the better member's weights and optimizer (checkpoint, `load_progress=False`) and hands the
+perturbed copy of its cfg to the learner, including its α and ρ_i: the λ state is copied, then explored. The
+learner re-applies that new cfg *after* loading the weights (SF 2.1.1 let the source checkpoint's lr, and here α/ρ,
+overwrite the freshly mutated values).
+
+Ranking objective: `--pbt_target_objective` (defaults to `suite_score`, the capped mean normalised suite score, when
+the env is one of our suites). Each exploit is written to tensorboard as `kickstart/pbt_exploit_from` (the source
+member's id) so the report can draw the lineage.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Dict, Optional
+
+from sample_factory.pbt.population_based_training import PopulationBasedTraining
+from sample_factory.utils.utils import log
+
+KICKSTART_PBT_KEYS = ("kickstart_lambda", "kickstart_rho")
+
+
+class KickstartPBT(PopulationBasedTraining):
+    def __init__(self, cfg, runner, layout=None):
+        super().__init__(cfg, runner)
+        self.layout = layout
+        self.initial_rho: Dict[str, float] = {s.name: float(s.rho) for s in layout.specs} if layout else {}
+        self.zero_below = float(getattr(cfg, "kickstart_pbt_zero_below", 1e-3))
+
+    # ------------------------------------------------------------------ cfg
+    def _defaults(self) -> Dict:
+        d = dict(self.cfg)
+        d["kickstart_rho"] = dict(self.initial_rho)
+        return d
+
+    def on_init(self, runner) -> None:
+        super().on_init(runner)
+        if self.layout is None:
+            return
+        changed = False
+        for policy_id in range(self.cfg.num_policies):
+            pcfg = self.policy_cfg[policy_id]
+            if "kickstart_lambda" not in pcfg:  # fresh population (not loaded from policy_XX_cfg.json)
+                pcfg["kickstart_lambda"] = float(self.cfg.kickstart_lambda)
+                pcfg["kickstart_rho"] = dict(self.initial_rho)
+                if policy_id > 0:
+                    self._perturb_kickstart(pcfg)
+                changed = True
+        if changed:
+            for policy_id in range(self.cfg.num_policies):
+                self._save_cfg(policy_id)
+
+    def _perturb_kickstart(self, pcfg: Dict) -> None:
+        defaults = self._defaults()
+        pcfg["kickstart_lambda"] = self._perturb_nonneg(pcfg["kickstart_lambda"], "kickstart_lambda", defaults["kickstart_lambda"])
+        pcfg["kickstart_rho"] = {
+            name: self._perturb_nonneg(value, f"kickstart_rho_{name}", defaults["kickstart_rho"].get(name, 1.0))
+            for name, value in pcfg["kickstart_rho"].items()
+        }
+
+    def _perturb_nonneg(self, value: float, name: str, default: float) -> float:
+        new_value = float(self._perturb_param(float(value), name, float(default)))
+        new_value = max(0.0, new_value)
+        if new_value < self.zero_below:
+            new_value = 0.0
+        return new_value
+
+    def _perturb_cfg(self, original_cfg):
+        """SF's perturbation for its own keys, ours for α and ρ_i (SF's walks default values in self.cfg, which has
+        no per-teacher ρ)."""
+        cfg = copy.deepcopy(original_cfg)
+        ks = {k: cfg.pop(k) for k in KICKSTART_PBT_KEYS if k in cfg}
+        cfg = super()._perturb_cfg(cfg)
+        if ks:
+            cfg.update(ks)
+            self._perturb_kickstart(cfg)
+        return cfg
+
+    # ------------------------------------------------------------------ lineage
+    def on_saved_model(self, replacement_policy) -> None:
+        for policy_id in range(self.cfg.num_policies):
+            if self.replacement_policy[policy_id] == replacement_policy and replacement_policy != policy_id:
+                steps = self.runner.env_steps.get(policy_id, 0)
+                writer = self.runner.writers.get(policy_id)
+                if writer is not None:
+                    writer.add_scalar("kickstart/pbt_exploit_from", replacement_policy, steps)
+                log.info(f"PBT: policy {policy_id} exploits policy {replacement_policy} (weights, optimizer, λ state)")
+        super().on_saved_model(replacement_policy)
+
+
+def default_target_objective(cfg, suite_has_score: bool) -> Optional[str]:
+    if suite_has_score and cfg.pbt_target_objective == "true_objective":
+        return "suite_score"
+    return None
+
+
+def apply_random_seed(seed: Optional[int]) -> None:
+    if seed is not None:
+        random.seed(seed)

@@ -1,0 +1,107 @@
+"""PBT over λ: α and every ρ_i are mutated, stay >= 0, can reach 0, reach the learner, and survive exploit."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from tests.e2e_utils import FAST, describe, latest_checkpoint, make_teacher_dir, run_train, scalars
+
+
+class _FakeRunner:
+    def __init__(self):
+        from signal_slot.signal_slot import EventLoop
+
+        self.event_loop = EventLoop("test_loop")
+        self.env_steps = {}
+        self.writers = {}
+
+
+def _pbt(num_policies=3, mutation_rate=1.0, zero_below=1e-3):
+    from sample_factory.utils.attr_dict import AttrDict
+
+    from sf_kickstart.pbt import KickstartPBT
+    from sf_kickstart.runner import KickstartLayout
+    from sf_kickstart.teachers import TeacherSpec
+    from sf_kickstart.train import parse_args
+
+    cfg, _ = parse_args(["--env=minigrid_suite", "--experiment=x", f"--num_policies={num_policies}", "--with_pbt=True"])
+    cfg = AttrDict(vars(cfg))
+    cfg.pbt_mutation_rate = mutation_rate
+    cfg.kickstart_pbt_zero_below = zero_below
+    layout = KickstartLayout(1, 1, 7, specs=[TeacherSpec("/t/a", rho=1.0), TeacherSpec("/t/b", rho=0.5)])
+    return KickstartPBT(cfg, _FakeRunner(), layout), cfg
+
+
+def test_perturbation_mutates_alpha_and_each_rho_and_sf_params():
+    random.seed(0)
+    pbt, cfg = _pbt()
+    pcfg = {"learning_rate": cfg.learning_rate, "exploration_loss_coeff": cfg.exploration_loss_coeff,
+            "kickstart_lambda": 1.0, "kickstart_rho": {"a": 1.0, "b": 0.5}}
+    new = pbt._perturb_cfg(pcfg)
+    assert new["kickstart_lambda"] != 1.0
+    assert new["kickstart_rho"]["a"] != 1.0 and new["kickstart_rho"]["b"] != 0.5
+    assert new["learning_rate"] != cfg.learning_rate
+    assert pcfg["kickstart_rho"] == {"a": 1.0, "b": 0.5}  # the source is not modified
+
+
+def test_values_stay_nonnegative_and_can_reach_zero():
+    random.seed(1)
+    pbt, _ = _pbt(zero_below=0.05)
+    pcfg = {"kickstart_lambda": 0.06, "kickstart_rho": {"a": 0.06, "b": 3.0}}
+    reached_zero = False
+    for _ in range(200):
+        pcfg = pbt._perturb_cfg(pcfg)
+        assert pcfg["kickstart_lambda"] >= 0 and all(v >= 0 for v in pcfg["kickstart_rho"].values())
+        reached_zero |= pcfg["kickstart_lambda"] == 0.0
+    assert reached_zero
+
+
+@pytest.mark.e2e
+def test_population_of_two_mutates_lambda_and_the_learners_follow(tmp_path):
+    teacher = make_teacher_dir(str(tmp_path / "teacher"))
+    proc = run_train(
+        [
+            "--env=minigrid_suite",
+            "--experiment=pbt",
+            f"--train_dir={tmp_path}",
+            f"--teacher={teacher}",
+            "--with_pbt=True",
+            "--num_policies=2",
+            "--pbt_period_env_steps=1000",
+            "--pbt_start_mutation=0",
+            "--pbt_replace_reward_gap=0",
+            "--pbt_replace_reward_gap_absolute=0",
+            "--pbt_mutation_rate=1.0",
+            "--kickstart_schedule=constant",
+            "--encoder_mlp_layers",
+            "32",
+            "--rnn_size=32",
+            "--train_for_env_steps=5000",
+            "--stats_avg=5",
+            *FAST,
+        ],
+        timeout=400,
+    )
+    assert proc.returncode == 0, describe(proc)
+    exp = tmp_path / "pbt"
+    p1 = json.loads((exp / "policy_01_cfg.json").read_text())
+    assert "kickstart_lambda" in p1 and "kickstart_rho" in p1
+    alphas = [v for _, v in scalars(str(exp), "kickstart/alpha", policy=1)]
+    assert alphas, "no kickstart summaries for policy 1"
+    assert any(abs(a - 1.0) > 1e-6 for a in alphas), "mutated α never reached learner 1"
+    rhos = [v for _, v in scalars(str(exp), "kickstart/rho_teacher", policy=1)]
+    assert rhos and any(abs(r - 1.0) > 1e-6 for r in rhos), "mutated ρ never reached learner 1"
+    # the learner ends on PBT's latest cfg for it (not on a value loaded from another member's checkpoint)
+    ck = latest_checkpoint(str(exp), policy=1)
+    assert ck["kickstart"]["alpha_scale"] == pytest.approx(p1["kickstart_lambda"], rel=1e-6)
+    assert ck["kickstart"]["rho"]["teacher"] == pytest.approx(p1["kickstart_rho"]["teacher"], rel=1e-6)
+    assert ck["curr_lr"] == pytest.approx(p1["learning_rate"], rel=1e-6)
+    # a policy replaced by another logs where its weights and λ state came from
+    exploits = scalars(str(exp), "kickstart/pbt_exploit_from", policy=0) + scalars(
+        str(exp), "kickstart/pbt_exploit_from", policy=1
+    )
+    assert exploits, "no exploit happened with zero reward gaps"
