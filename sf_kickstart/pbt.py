@@ -87,6 +87,24 @@ class KickstartPBT(PopulationBasedTraining):
             self._perturb_kickstart(cfg)
         return cfg
 
+    def on_start(self, runner) -> None:
+        super().on_start(runner)
+        for policy_id in range(self.cfg.num_policies):  # the initial assignment starts the lineage
+            if policy_id in runner.writers:
+                self._write_pbt_summaries(policy_id, runner.env_steps.get(policy_id, 0), runner.writers[policy_id])
+
+    def _write_pbt_summaries(self, policy_id, env_steps, writer) -> None:
+        """SF's zz_pbt/cfg_<key> scalars, with ρ flattened as zz_pbt/cfg_kickstart_rho_<teacher>."""
+        original = self.policy_cfg[policy_id]
+        flat = {k: v for k, v in original.items() if k != "kickstart_rho"}
+        for name, value in original.get("kickstart_rho", {}).items():
+            flat[f"kickstart_rho_{name}"] = value
+        self.policy_cfg[policy_id] = flat
+        try:
+            super()._write_pbt_summaries(policy_id, env_steps, writer)
+        finally:
+            self.policy_cfg[policy_id] = original
+
     # ------------------------------------------------------------------ lineage
     def on_saved_model(self, replacement_policy) -> None:
         for policy_id in range(self.cfg.num_policies):
