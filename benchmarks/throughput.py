@@ -125,7 +125,7 @@ def run_env_only(args) -> float:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [
-        ctx.Process(target=_env_worker, args=(args.env, args.student_preset, args.num_envs_per_worker, w, args.seconds / 2, q))
+        ctx.Process(target=_env_worker, args=(args.env, args.student_preset, args.num_envs_per_worker, w, args.seconds / 2, q), daemon=True)
         for w in range(args.num_workers)
     ]
     for p in procs:
@@ -166,9 +166,9 @@ def main(argv=None) -> int:
     if "per_task" in modes:
         lines = []
         for i, task in enumerate(tasks):
-            # different architectures coexist: alternate rnn sizes
-            extra = [f"--rnn_size={64 if i % 2 == 0 else 32}"]
-            t = make_untrained_teacher(os.path.join(args.train_dir, f"teacher_task{i}"), args.env, args.teacher_preset, extra)
+            # one expert per task from the small-teacher preset (experts of one architecture run as one stacked
+            # computation; mixed architectures are supported and tested, each group then runs on its own)
+            t = make_untrained_teacher(os.path.join(args.train_dir, f"teacher_task{i}"), args.env, args.teacher_preset, [])
             lines.append(f"{task}: {t}")
         map_path = os.path.join(args.train_dir, "per_task_teachers.yaml")
         with open(map_path, "w") as f:

@@ -196,10 +196,12 @@ class KickstartLearner(Learner):
             self._ks_pending = self._kickstart_summaries(var.ks_term, var.ks_tidx)
         return stats
 
+    @torch.no_grad()
     def _kickstart_summaries(self, term, tidx) -> Dict[str, float]:
         alpha = self.current_alpha()
         lambdas = alpha * self.rho
         out = term_summaries(term)
+        kl, agree = term.kl, term.agreement
         out["alpha"] = alpha
         out["lambda"] = float(lambdas.mean()) if len(lambdas) else 0.0
         for i, name in enumerate(self.teacher_names):
@@ -207,8 +209,8 @@ class KickstartLearner(Learner):
             out[f"lambda_{name}"] = float(lambdas[i])
             out[f"rho_{name}"] = float(self.rho[i])
             if rows.any():
-                out[f"kl_{name}"] = masked_mean(term.kl, rows)
-                out[f"action_agreement_{name}"] = masked_mean(term.agreement, rows)
+                out[f"kl_{name}"] = masked_mean(kl, rows)
+                out[f"action_agreement_{name}"] = masked_mean(agree, rows)
                 out[f"loss_{name}"] = float(lambdas[i]) * masked_mean(term.ce, rows)
         if len(self.layout.task_names) > 1:
             for task, owner in zip(self.layout.task_names, self.task_teacher):

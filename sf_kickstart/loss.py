@@ -73,12 +73,26 @@ def agreement(teacher_logits: Tensor, student_logits: Tensor, splits: Sequence[i
 
 @dataclass
 class KickstartTerm:
+    """The loss plus what its diagnostics need; the diagnostics are computed only when asked for (summaries)."""
+
     loss: Tensor  # scalar, differentiable w.r.t. the student logits
     ce: Tensor  # per-sample cross-entropy (detached)
-    kl: Tensor  # per-sample KL(π_T ‖ π_S) (detached)
-    teacher_entropy: Tensor  # per-sample (detached)
-    agreement: Tensor  # per-sample, 0/1 (detached)
     supervised: Tensor  # bool per sample: valid and has a teacher
+    teacher_logits: Tensor
+    student_logits: Tensor  # detached
+    splits: Sequence[int]
+
+    @property
+    def teacher_entropy(self) -> Tensor:
+        return entropy(self.teacher_logits, self.splits)
+
+    @property
+    def kl(self) -> Tensor:  # KL(π_T ‖ π_S) = H(π_T, π_S) - H(π_T)
+        return self.ce - self.teacher_entropy
+
+    @property
+    def agreement(self) -> Tensor:
+        return agreement(self.teacher_logits, self.student_logits, self.splits)
 
 
 def kickstart_loss(
@@ -101,17 +115,13 @@ def kickstart_loss(
     num_valid = valids.sum().clamp_min(1)
     weighted = torch.where(valids & has_teacher, weights * ce, torch.zeros_like(ce))
     loss = weighted.sum() / num_valid
-    with torch.no_grad():
-        h_t = entropy(teacher_logits, splits)
-        kl = ce.detach() - h_t
-        agree = agreement(teacher_logits, student_logits.detach(), splits)
     return KickstartTerm(
         loss=loss,
         ce=ce.detach(),
-        kl=kl,
-        teacher_entropy=h_t,
-        agreement=agree,
         supervised=valids & has_teacher,
+        teacher_logits=teacher_logits.detach(),
+        student_logits=student_logits.detach(),
+        splits=list(splits),
     )
 
 
@@ -122,6 +132,7 @@ def masked_mean(x: Tensor, mask: Tensor) -> float:
     return float(x[mask].float().mean())
 
 
+@torch.no_grad()
 def term_summaries(term: KickstartTerm) -> Dict[str, float]:
     m = term.supervised
     return dict(

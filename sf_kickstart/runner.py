@@ -111,15 +111,18 @@ class KickstartBuffers(AlgoObserver):
         extend_buffers(runner.buffer_mgr, runner.cfg, runner.env_info, self.layout)
 
 
-def _exit_with_parent(serial: bool) -> None:
+def _exit_with_parent(serial: bool, main_pid: Optional[int]) -> None:
     """Worker processes exit when the main process is gone (killed, crashed): SF's would run on forever, orphaned.
-    A polling thread, not PR_SET_PDEATHSIG: SF starts workers from a thread pool whose threads exit right away."""
+    A polling thread, not PR_SET_PDEATHSIG: SF starts workers from a thread pool whose threads exit right away.
+    `main_pid` is recorded when the worker object is built in the main process, so a worker orphaned while it was
+    still starting up exits as well."""
     if serial:
         return
     import threading
-    import time
 
-    parent = os.getppid()
+    parent = main_pid if main_pid is not None else os.getppid()
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch():
         while True:
@@ -162,11 +165,12 @@ class KickstartInferenceWorker(InferenceWorker):
         super().__init__(*args, env_info=env_info, **kwargs)
         self.ks_env_info = env_info
         self.layout = layout
+        self.main_pid = os.getpid()  # constructed in the main process
         self.bank: Optional[TeacherBank] = None
 
     def init(self, init_model_data):
         if not self.is_initialized:
-            _exit_with_parent(self.cfg.serial_mode)
+            _exit_with_parent(self.cfg.serial_mode, self.main_pid)
         try:
             super().init(init_model_data)
             if self.layout is not None and self.bank is None and self.is_initialized:
@@ -220,8 +224,12 @@ class KickstartInferenceWorker(InferenceWorker):
 class RobustRolloutWorker(RolloutWorker):
     """A rollout worker whose env cannot be created (or crashes) exits instead of idling forever."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.main_pid = os.getpid()  # constructed in the main process
+
     def init(self):
-        _exit_with_parent(self.cfg.serial_mode)
+        _exit_with_parent(self.cfg.serial_mode, self.main_pid)
         try:
             super().init()
         except Exception as exc:  # noqa: BLE001
@@ -257,6 +265,7 @@ class KickstartSampler(ParallelSampler):
 class KickstartLearnerWorker(LearnerWorker):
     def __init__(self, evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id, layout: Optional[KickstartLayout]):
         super().__init__(evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id)
+        self.main_pid = os.getpid()  # constructed in the main process
         from sf_kickstart.learner import KickstartLearner
 
         self.learner = KickstartLearner(
@@ -264,7 +273,7 @@ class KickstartLearnerWorker(LearnerWorker):
         )
 
     def init(self):
-        _exit_with_parent(self.cfg.serial_mode)
+        _exit_with_parent(self.cfg.serial_mode, self.main_pid)
         try:
             super().init()
         except Exception as exc:  # noqa: BLE001

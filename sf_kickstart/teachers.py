@@ -29,7 +29,8 @@ from gymnasium import spaces
 from torch import Tensor
 
 from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
-from sample_factory.model.actor_critic import create_actor_critic
+from sample_factory.model.action_parameterization import ActionParameterizationDefault
+from sample_factory.model.actor_critic import ActorCriticSharedWeights, create_actor_critic
 from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 
@@ -123,8 +124,55 @@ def check_spaces(name: str, teacher_obs, teacher_act, student_obs, student_act) 
         )
 
 
+class _LogitsAndState(torch.nn.Module):
+    """A teacher's forward reduced to what kickstarting needs: raw obs -> (logits, new rnn state). SF's full forward
+    also samples actions, computes log-probs and values, which at rollout batch sizes costs more than the layers."""
+
+    def __init__(self, model, keys: List[str], lean_tail: bool):
+        super().__init__()
+        self.model = model
+        self.keys = list(keys)
+        self.lean_tail = lean_tail
+
+    def forward(self, *inputs):
+        m = self.model
+        obs = {k: x for k, x in zip(self.keys, inputs[:-1])}
+        normalized = m.normalize_obs(obs)
+        normalized = {k: x.type(m.type_for_input_tensor(k)) for k, x in normalized.items()}
+        x = m.forward_head(normalized)
+        x, new_rnn_states = m.forward_core(x, inputs[-1])
+        if self.lean_tail:
+            logits = m.action_parameterization.distribution_linear(m.decoder(x))
+        else:
+            logits = m.forward_tail(x, values_only=False, sample_actions=False)["action_logits"]
+        return logits, new_rnn_states
+
+
+def _example_inputs(obs_space, keys, rnn_size, n, device, generator):
+    inputs = []
+    for k in keys:
+        sp = obs_space[k]
+        if np.issubdtype(sp.dtype, np.integer):
+            hi = int(min(np.max(sp.high), 255)) if np.all(np.isfinite(sp.high)) else 255
+            x = torch.randint(0, hi + 1, (n, *sp.shape), generator=generator).to(_torch_dtype(sp.dtype))
+        else:
+            x = torch.rand((n, *sp.shape), generator=generator)
+        inputs.append(x.to(device))
+    inputs.append((torch.rand((n, rnn_size), generator=generator) - 0.5).to(device))
+    return inputs
+
+
+def _torch_dtype(np_dtype):
+    from sample_factory.algo.utils.torch_utils import to_torch_dtype
+
+    return to_torch_dtype(np_dtype)
+
+
 class FrozenTeacher:
-    """One teacher's model in eval mode, with its own normaliser and recurrent-state size."""
+    """One teacher's model in eval mode, with its own normaliser and recurrent-state size.
+
+    Its forward is traced with TorchScript when the trace reproduces the eager forward exactly on other batch sizes
+    (per-call overhead, not FLOPs, dominates a small teacher at rollout batch sizes); otherwise it runs eagerly."""
 
     def __init__(self, spec: TeacherSpec, obs_space, action_space, device="cpu"):
         self.spec = spec
@@ -145,18 +193,302 @@ class FrozenTeacher:
                 f"config.json for the student's observation/action spaces:\n{exc}"
             ) from exc
         model.model_to_device(torch.device(device))
+        self.device = torch.device(device)
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
         self.model = model
         self.rnn_size = get_rnn_size(self.cfg)
+        # SF's default shared-weights actor-critic with the default (categorical) head: skip the value head too
+        self._lean_tail = isinstance(model, ActorCriticSharedWeights) and isinstance(
+            getattr(model, "action_parameterization", None), ActionParameterizationDefault
+        )
         self.env_steps = int(ckpt.get("env_steps", 0))
+
+        self.obs_keys = sorted(obs_space.spaces.keys()) if isinstance(obs_space, spaces.Dict) else ["obs"]
+        self.eager = _LogitsAndState(model, self.obs_keys, self._lean_tail).eval()
+        self.traced = self._try_trace(obs_space, torch.device(device))
+
+    def _try_trace(self, obs_space, device):
+        import warnings
+
+        if not isinstance(obs_space, spaces.Dict):
+            return None
+        gen = torch.Generator().manual_seed(0)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(
+                    self.eager, tuple(_example_inputs(obs_space, self.obs_keys, self.rnn_size, 3, device, gen)),
+                    check_trace=False,
+                )
+                for n in (1, 7):  # the trace must not have baked in the batch size or any data-dependent branch
+                    inputs = _example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen)
+                    a, b = traced(*inputs), self.eager(*inputs)
+                    if not all(torch.allclose(x, y, atol=1e-5, rtol=1e-5) for x, y in zip(a, b)):
+                        return None
+            return traced
+        except Exception:  # noqa: BLE001 - any architecture TorchScript cannot trace runs eagerly
+            return None
 
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
-        normalized = prepare_and_normalize_obs(self.model, dict(obs))  # fresh dict: SF rewrites keys in place
-        out = self.model(normalized, rnn_states)
-        return out["action_logits"], out["new_rnn_states"]
+        """Logits and new recurrent state from raw (unnormalised) observations."""
+        device = self.device
+        inputs = [torch.as_tensor(obs[k]).to(device) for k in self.obs_keys]
+        inputs.append(rnn_states.to(device).float())
+        fn = self.traced if self.traced is not None else self.eager
+        return fn(*inputs)
+
+
+_ACTIVATIONS = {"ELU": torch.nn.functional.elu, "ReLU": torch.relu, "Tanh": torch.tanh}
+
+
+def _layer_kinds(seq) -> Optional[List[str]]:
+    """['Linear', 'ELU', ...] for an SF MLP (possibly a TorchScript Sequential); None if anything else is in it."""
+    if seq is None or type(seq).__name__ == "Identity" or getattr(seq, "original_name", "") == "Identity":
+        return []
+    kinds = []
+    for _, mod in seq.named_children():
+        kind = getattr(mod, "original_name", type(mod).__name__)
+        if kind != "Linear" and kind not in _ACTIVATIONS:
+            return None
+        kinds.append(kind)
+    return kinds
+
+
+def stack_signature(teacher: "FrozenTeacher"):
+    """Hashable description of a teacher's computation if it belongs to the family StackedTeachers runs
+    (SF's shared-weights actor-critic: MLP encoders per obs key, GRU(1 layer) or no core, MLP decoder, linear
+    categorical head, no observation normalisation); None otherwise."""
+    m = teacher.model
+    if not teacher._lean_tail:
+        return None
+    norm = _normalizer_signature(m.obs_normalizer)
+    if norm is None:
+        return None
+    enc = m.encoder
+    if type(enc).__name__ != "MultiInputEncoder":
+        return None
+    enc_kinds = []
+    for key in enc.obs_keys:
+        sub = enc.encoders[key]
+        if type(sub).__name__ != "MlpEncoder":
+            return None
+        kinds = _layer_kinds(sub.mlp_head)
+        if kinds is None:
+            return None
+        enc_kinds.append((key, tuple(kinds)))
+    core_kind = type(m.core).__name__
+    if core_kind == "ModelCoreRNN":
+        if not m.core.is_gru or m.core.rnn_num_layers != 1:
+            return None
+    elif core_kind != "ModelCoreIdentity":
+        return None
+    dec_kinds = _layer_kinds(getattr(m.decoder, "mlp", None))
+    if dec_kinds is None:
+        return None
+    shapes = tuple((k, tuple(v.shape)) for k, v in m.state_dict().items() if "obs_normalizer" not in k)
+    return (tuple(enc_kinds), core_kind, tuple(dec_kinds), shapes, teacher.rnn_size, norm)
+
+
+def _normalizer_signature(normalizer):
+    """SF's ObservationNormalizer: mean subtraction and scaling of "obs", then per-key running mean/std (clipped).
+    Returns the parts that must be equal across a stack, or None for a variant the stack does not implement."""
+    rms = {}
+    if normalizer.running_mean_std is not None:
+        for key, mod in normalizer.running_mean_std.running_mean_std.items():
+            if getattr(mod, "per_channel", False) or getattr(mod, "norm_only", False) or len(mod.input_shape) != 1:
+                return None
+            rms[key] = (float(mod.clip), float(mod.eps))
+    return (float(normalizer.sub_mean) if normalizer.should_sub_mean else 0.0,
+            float(normalizer.scale) if normalizer.should_scale else 1.0, tuple(sorted(rms.items())))
+
+
+class StackedTeachers:
+    """Several teachers with one architecture run as ONE set of batched ops (torch.baddbmm over per-teacher groups of
+    rows, padded to the largest group), so the cost of a rollout step does not grow with the number of teachers
+    beyond their share of the rows: at rollout batch sizes per-call overhead, not FLOPs, dominates small teachers."""
+
+    def __init__(self, teachers: Sequence["FrozenTeacher"]):
+        first = teachers[0]
+        self.k = len(teachers)
+        self.rnn_size = first.rnn_size
+        self.device = first.device
+        sds = [t.model.state_dict() for t in teachers]
+
+        def stacked_linear(prefix):
+            w = torch.stack([sd[f"{prefix}.weight"] for sd in sds]).transpose(1, 2).contiguous()  # [K, in, out]
+            b = torch.stack([sd[f"{prefix}.bias"] for sd in sds]).unsqueeze(1)  # [K, 1, out]
+            return w, b
+
+        def mlp(seq, prefix):
+            layers = []
+            for (name, mod), kind in zip(seq.named_children(), _layer_kinds(seq)):
+                layers.append(("linear", stacked_linear(f"{prefix}.{name}")) if kind == "Linear" else ("act", kind))
+            return layers
+
+        m = first.model
+        self.sub_mean, self.scale, rms = _normalizer_signature(m.obs_normalizer)
+        self.norm = {}
+        for key, (clip, eps) in rms:
+            mean = torch.stack([sd[f"obs_normalizer.running_mean_std.running_mean_std.{key}.running_mean"] for sd in sds])
+            var = torch.stack([sd[f"obs_normalizer.running_mean_std.running_mean_std.{key}.running_var"] for sd in sds])
+            inv_std = 1.0 / torch.sqrt(var.float() + eps)
+            self.norm[key] = (mean.float().unsqueeze(1), inv_std.unsqueeze(1), clip)  # [K, 1, D]
+        self.keys = list(m.encoder.obs_keys)
+        self.encoders = {k: mlp(m.encoder.encoders[k].mlp_head, f"encoder.encoders.{k}.mlp_head") for k in self.keys}
+        self.gru = None
+        if type(m.core).__name__ == "ModelCoreRNN":
+            w_ih = torch.stack([sd["core.core.weight_ih_l0"] for sd in sds]).transpose(1, 2).contiguous()
+            w_hh = torch.stack([sd["core.core.weight_hh_l0"] for sd in sds]).transpose(1, 2).contiguous()
+            b_ih = torch.stack([sd["core.core.bias_ih_l0"] for sd in sds]).unsqueeze(1)
+            b_hh = torch.stack([sd["core.core.bias_hh_l0"] for sd in sds]).unsqueeze(1)
+            self.gru = (w_ih, w_hh, b_ih, b_hh)
+        dec = getattr(m.decoder, "mlp", None)
+        self.decoder = mlp(dec, "decoder.mlp") if _layer_kinds(dec) else []
+        self.head = stacked_linear("action_parameterization.distribution_linear")
+        self.dense = _DenseStack(self)
+        self.dense_traced = None
+        self.padded = _PaddedStack(self)
+        self.padded_traced = None
+        self._plans: Dict[bytes, Tuple[Tensor, ...]] = {}
+
+    def plan(self, member: Tensor) -> Tuple[Tensor, ...]:
+        """Rows grouped per teacher, padded to the largest group. Envs keep their task (hence their teacher) for
+        whole episodes and requests come from fixed groups of envs, so the same pattern recurs: plans are cached."""
+        key = member.cpu().numpy().tobytes()
+        plan = self._plans.get(key)
+        if plan is None:
+            k, r = self.k, member.numel()
+            order = torch.argsort(member, stable=True)
+            member_sorted = member[order]
+            counts = torch.bincount(member_sorted, minlength=k)
+            starts = torch.cumsum(counts, 0) - counts
+            pos = torch.arange(r, device=member.device) - starts[member_sorted]
+            gidx = torch.zeros(k, int(counts.max()), dtype=torch.long, device=member.device)
+            gidx[member_sorted, pos] = order
+            plan = (gidx, member_sorted, pos, order)
+            if len(self._plans) > 1024:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    def trace(self, example_obs: Dict[str, Tensor], example_h: Tensor, example_member: Tensor) -> None:
+        """TorchScript both paths (no data-dependent Python control flow in either); each is kept only if it
+        reproduces the eager computation on another batch size and routing."""
+        import warnings
+
+        def check(traced, eager, args):
+            a, b = traced(*args), eager(*args)
+            return all(torch.allclose(x, y, atol=1e-5, rtol=1e-4) for x, y in zip(a, b))
+
+        obs = [example_obs[k] for k in self.keys]
+        h = example_h[:, : self.rnn_size]
+        cut = max(1, example_member.numel() // 2 - 1)
+        small_obs, small_h, small_member = [o[:cut] for o in obs], h[:cut], example_member[:cut].flip(0)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                traced = torch.jit.trace(self.dense, (*obs, h, example_member), check_trace=False)
+                if check(traced, self.dense, (*small_obs, small_h, small_member)):
+                    self.dense_traced = traced
+            except Exception:  # noqa: BLE001
+                self.dense_traced = None
+            try:
+                traced = torch.jit.trace(self.padded, (*obs, h, *self.plan(example_member)), check_trace=False)
+                if check(traced, self.padded, (*small_obs, small_h, *self.plan(small_member))):
+                    self.padded_traced = traced
+            except Exception:  # noqa: BLE001
+                self.padded_traced = None
+
+    def _normalize(self, key: str, x: Tensor) -> Tensor:
+        """x: [K, rows, D] float; each teacher's own normaliser statistics (as SF's ObservationNormalizer)."""
+        if key == "obs":
+            if self.sub_mean != 0.0:
+                x = x - self.sub_mean
+            if self.scale != 1.0:
+                x = x * (1.0 / self.scale)
+        if key in self.norm:
+            mean, inv_std, clip = self.norm[key]
+            x = ((x - mean) * inv_std).clamp(-clip, clip)
+        return x
+
+    @staticmethod
+    def _run(layers, x):
+        for kind, val in layers:
+            x = torch.baddbmm(val[1], x, val[0]) if kind == "linear" else _ACTIVATIONS[val](x)
+        return x
+
+    # below this many (teacher x row) pairs every member runs on every row of the group (one broadcast matmul per
+    # layer, then each row keeps its own teacher's output); above it, rows are grouped per teacher and padded
+    DENSE_LIMIT = 32
+
+    def _core_and_head(self, x, h):
+        if self.gru is not None:
+            w_ih, w_hh, b_ih, b_hh = self.gru
+            gi_r, gi_z, gi_n = torch.baddbmm(b_ih, x, w_ih).chunk(3, dim=-1)
+            gh_r, gh_z, gh_n = torch.baddbmm(b_hh, h, w_hh).chunk(3, dim=-1)
+            r = torch.sigmoid(gi_r + gh_r)
+            z = torch.sigmoid(gi_z + gh_z)
+            n = torch.tanh(gi_n + r * gh_n)
+            h = (1 - z) * n + z * h
+            x = h
+        x = self._run(self.decoder, x)
+        return torch.baddbmm(self.head[1], x, self.head[0]), h
+
+    @torch.no_grad()
+    def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor, member: Tensor):
+        """obs, rnn_states: the group's rows; member[i] in [0, K) is row i's teacher. Returns logits, new states."""
+        k, r = self.k, member.numel()
+        h = rnn_states[:, : self.rnn_size]
+        if k * r <= self.DENSE_LIMIT:
+            fn = self.dense_traced if self.dense_traced is not None else self.dense
+            return fn(*[obs[key] for key in self.keys], h, member)
+        fn = self.padded_traced if self.padded_traced is not None else self.padded
+        return fn(*[obs[key] for key in self.keys], h, *self.plan(member))
+
+
+class _DenseStack(torch.nn.Module):
+    """Every member of a StackedTeachers group on every row; each row keeps its own teacher's output."""
+
+    def __init__(self, stack: "StackedTeachers"):
+        super().__init__()
+        self.stack = stack
+
+    def forward(self, *inputs):
+        st = self.stack
+        k = st.k
+        member = inputs[-1]
+        h = inputs[-2]
+        encoded = []
+        for key, x in zip(st.keys, inputs[:-2]):
+            x = st._normalize(key, x.float().unsqueeze(0).expand(k, x.shape[0], x.shape[1]))
+            encoded.append(st._run(st.encoders[key], x))
+        x = encoded[0] if len(encoded) == 1 else torch.cat(encoded, dim=-1)
+        logits, new_h = st._core_and_head(x, h.unsqueeze(0).expand(k, h.shape[0], h.shape[1]))
+        ar = torch.arange(member.shape[0], device=member.device)
+        return logits[member, ar], new_h[member, ar]
+
+
+class _PaddedStack(torch.nn.Module):
+    """Rows grouped per teacher ([K, width] index plan), each teacher on its own rows only."""
+
+    def __init__(self, stack: "StackedTeachers"):
+        super().__init__()
+        self.stack = stack
+
+    def forward(self, *inputs):
+        st = self.stack
+        h, gidx, member_sorted, pos, order = inputs[-5:]
+        encoded = [st._run(st.encoders[key], st._normalize(key, x[gidx].float())) for key, x in zip(st.keys, inputs[:-5])]
+        x = encoded[0] if len(encoded) == 1 else torch.cat(encoded, dim=-1)
+        logits, new_h = st._core_and_head(x, h[gidx])
+        out_logits = logits.new_zeros((order.shape[0], logits.shape[-1]))
+        out_h = new_h.new_zeros((order.shape[0], new_h.shape[-1]))
+        out_logits[order] = logits[member_sorted, pos]
+        out_h[order] = new_h[member_sorted, pos]
+        return out_logits, out_h
 
 
 def parse_teacher_map(path: str, train_dir: Optional[str], task_names: Sequence[str]) -> List[TeacherSpec]:
@@ -232,6 +564,57 @@ class TeacherBank:
         self.has_task_id = isinstance(obs_space, spaces.Dict) and TASK_ID_KEY in obs_space.spaces
         # fast path: one teacher on every task
         self.single = len(self.teachers) == 1 and bool((task_to_teacher == 0).all())
+        # execution groups: teachers of one stackable architecture run together, the others one by one
+        self.groups: List[Tuple[List[int], Optional[StackedTeachers]]] = []
+        by_sig: Dict = {}
+        for i, t in enumerate(self.teachers):
+            sig = stack_signature(t)
+            if sig is None:
+                self.groups.append(([i], None))
+            else:
+                by_sig.setdefault(sig, []).append(i)
+        for members in by_sig.values():
+            stacked = None
+            if len(members) > 1:
+                stacked = StackedTeachers([self.teachers[i] for i in members])
+                if not self._stack_matches(stacked, members, obs_space):
+                    stacked = None
+            if stacked is None:
+                self.groups.extend(([i], None) for i in members)
+            else:
+                self.groups.append((members, stacked))
+        self.all_tasks_taught = bool((task_to_teacher >= 0).all())
+        self.member_of = torch.full((max(len(self.teachers), 1),), -1, dtype=torch.long, device=self.device)
+        for members, stacked in self.groups:
+            for j, i in enumerate(members):
+                self.member_of[i] = j
+
+    def _stack_matches(self, stacked: "StackedTeachers", members: List[int], obs_space) -> bool:
+        """The stacked computation must reproduce every member's own forward before it is used."""
+        gen = torch.Generator().manual_seed(1)
+        n = 4 * len(members) + 1
+        inputs = _example_inputs(obs_space, self.teachers[members[0]].obs_keys, stacked.rnn_size, n, self.device, gen)
+        obs = dict(zip(self.teachers[members[0]].obs_keys, inputs[:-1]))
+        h = inputs[-1]
+        member = torch.randint(0, len(members), (n,), generator=gen).to(self.device)
+        stacked.trace(obs, h, member)
+        logits, new_h = stacked.forward(obs, h, member)
+        saved = StackedTeachers.DENSE_LIMIT
+        try:  # the padded path too
+            StackedTeachers.DENSE_LIMIT = 0
+            logits2, new_h2 = stacked.forward(obs, h, member)
+        finally:
+            StackedTeachers.DENSE_LIMIT = saved
+        if not (torch.allclose(logits, logits2, atol=1e-5) and torch.allclose(new_h, new_h2, atol=1e-5)):
+            return False
+        for j, i in enumerate(members):
+            sel = member == j
+            if not sel.any():
+                continue
+            ref_l, ref_h = self.teachers[i].forward({k: v[sel] for k, v in obs.items()}, h[sel])
+            if not (torch.allclose(logits[sel], ref_l, atol=1e-5, rtol=1e-4) and torch.allclose(new_h[sel], ref_h, atol=1e-5, rtol=1e-4)):
+                return False
+        return True
 
     def __len__(self):
         return len(self.teachers)
@@ -252,16 +635,32 @@ class TeacherBank:
             if t.rnn_size < self.rnn_size:
                 new_h = torch.nn.functional.pad(new_h, (0, self.rnn_size - t.rnn_size))
             return logits.float(), torch.zeros(n, device=logits.device), new_h
+        obs = {k: torch.as_tensor(v).to(self.device) for k, v in obs.items()}
+        rnn_states = rnn_states.to(self.device)
         tidx = self.task_to_teacher[self.task_ids(obs, n)]
-        logits = torch.zeros(n, num_logits, device=rnn_states.device)
+        logits = torch.zeros(n, num_logits, device=self.device)
         new_rnn = torch.zeros_like(rnn_states)
-        for i, t in enumerate(self.teachers):
-            rows = (tidx == i).nonzero(as_tuple=True)[0]
-            if rows.numel() == 0:
-                continue
-            rows_dev = rows.to(rnn_states.device)
-            sub_obs = {k: torch.as_tensor(v)[rows.to(torch.as_tensor(v).device)] for k, v in obs.items()}
-            sub_logits, sub_h = t.forward(sub_obs, rnn_states[rows_dev, : t.rnn_size])
-            logits[rows_dev] = sub_logits.float()
-            new_rnn[rows_dev, : t.rnn_size] = sub_h
-        return logits, tidx.float().to(rnn_states.device), new_rnn
+        for members, stacked in self.groups:
+            if stacked is None:
+                i = members[0]
+                rows = (tidx == i).nonzero(as_tuple=True)[0]
+                if rows.numel() == 0:
+                    continue
+                t = self.teachers[i]
+                sub_logits, sub_h = t.forward({k: v[rows] for k, v in obs.items()}, rnn_states[rows, : t.rnn_size])
+                logits[rows] = sub_logits.float()
+                new_rnn[rows, : t.rnn_size] = sub_h
+            else:
+                if len(self.groups) == 1 and self.all_tasks_taught:
+                    sub_logits, sub_h = stacked.forward(obs, rnn_states, self.member_of[tidx])
+                    logits, new_rnn[:, : stacked.rnn_size] = sub_logits, sub_h
+                    continue
+                in_group = torch.isin(tidx, torch.as_tensor(members, device=self.device))
+                rows = in_group.nonzero(as_tuple=True)[0]
+                if rows.numel() == 0:
+                    continue
+                sub_obs = {k: v[rows] for k, v in obs.items()}
+                sub_logits, sub_h = stacked.forward(sub_obs, rnn_states[rows], self.member_of[tidx[rows]])
+                logits[rows] = sub_logits
+                new_rnn[rows, : stacked.rnn_size] = sub_h
+        return logits, tidx.float(), new_rnn

@@ -142,3 +142,42 @@ def test_env_failing_only_in_rollout_workers_exits_nonzero(tmp_path):
     assert proc.returncode not in (0, None), describe(proc)
     assert "cannot be created in a rollout worker" in proc.stdout + proc.stderr
     assert time.time() - start < 120
+
+
+def test_killing_the_main_process_leaves_no_orphan_workers(tmp_path):
+    """SF's worker processes would run on forever after the main process is killed; ours exit within seconds."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from tests.e2e_utils import REPO
+
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sf_kickstart.train", *student_args(tmp_path), "--train_for_env_steps=100000000"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        main = psutil.Process(proc.pid)
+        deadline = time.time() + 120
+        children = []
+        while time.time() < deadline:
+            children = main.children(recursive=True)
+            if len(children) >= 4:  # learner, inference worker, 2 rollout workers (+ resource tracker)
+                break
+            time.sleep(0.5)
+        assert len(children) >= 4, f"workers did not start: {children}"
+        time.sleep(3)  # let them get past initialisation
+        children = main.children(recursive=True)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, f"orphaned workers still running: {[p.pid for p in alive]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

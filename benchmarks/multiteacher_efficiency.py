@@ -1,0 +1,111 @@
+"""Sample efficiency on minigrid_suite: the large student kickstarted by per-task experts vs from scratch vs
+kickstarted by one small multi-task teacher (the paper's Table 1/3 shape), in one invocation.
+
+    python -m benchmarks.multiteacher_efficiency --expert_frames=250000 --teacher_frames=1000000 --student_frames=1000000
+
+1. experts: the small preset trained on each *easy* task alone (`cfg/teachers/minigrid_experts.yaml` maps each hard
+   task to its easier sibling's expert, the paper's laser-tag transfer);
+2. one small multi-task teacher trained on the whole suite for --teacher_frames;
+3. the large student on the suite, same seed and budget: `scratch_seed<N>`, `ks_experts_seed<N>` (--teachers=map),
+   `ks_single_seed<N>` (--teacher=multi-task teacher); kickstarted runs use linear λ from --ks_lambda to 0 at
+   --ks_end_frames.
+Then sf_kickstart.report writes the tables (suite score at frame budgets, frames to reach scores, speedup, final
+improvement) and plots into <train_dir>/report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def train(args_list, log_path):
+    with open(log_path, "w") as log:
+        proc = subprocess.run([sys.executable, "-m", "sf_kickstart.train", *args_list], cwd=REPO, stdout=log, stderr=log)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training failed (rc={proc.returncode}), see {log_path}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--expert_frames", type=int, default=250_000)
+    ap.add_argument("--teacher_frames", type=int, default=1_000_000)
+    ap.add_argument("--student_frames", type=int, default=1_000_000)
+    ap.add_argument("--ks_lambda", type=float, default=1.0)
+    ap.add_argument("--ks_end_frames", type=int, default=500_000)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--map", default=os.path.join(REPO, "cfg", "teachers", "minigrid_experts.yaml"))
+    ap.add_argument("--train_dir", default=os.path.join(REPO, "bench_out", "multiteacher"))
+    ap.add_argument("--reuse_teachers", action="store_true")
+    ap.add_argument("--methods", default="scratch,ks_experts,ks_single")
+    ap.add_argument("extra", nargs="*")
+    args = ap.parse_args(argv)
+    teachers_dir = os.path.join(args.train_dir, "teachers")
+    students_dir = os.path.join(args.train_dir, "students")
+    os.makedirs(teachers_dir, exist_ok=True)
+    os.makedirs(students_dir, exist_ok=True)
+
+    with open(args.map) as f:
+        mapping = yaml.safe_load(f)
+    mapping = mapping.get("teachers", mapping)
+    experts = {}
+    for task, entry in mapping.items():
+        name = os.path.basename(os.path.normpath(entry if isinstance(entry, str) else entry["path"]))
+        experts.setdefault(name, []).append(task)
+
+    # 1. experts, each on the first (easy) task it serves
+    for name, tasks in experts.items():
+        exp_dir = os.path.join(teachers_dir, name)
+        if args.reuse_teachers and os.path.isdir(os.path.join(exp_dir, "checkpoint_p0")):
+            continue
+        shutil.rmtree(exp_dir, ignore_errors=True)
+        print(f"expert {name}: {args.expert_frames} frames on {tasks[0]} (serves {tasks})", flush=True)
+        train(["--preset=minigrid_small_teacher.yaml", f"--env=minigrid_{tasks[0]}", f"--experiment={name}",
+               f"--train_dir={teachers_dir}", f"--train_for_env_steps={args.expert_frames}", "--seed=0", *args.extra],
+              os.path.join(teachers_dir, f"{name}.log"))
+    # 2. one small multi-task teacher
+    single = os.path.join(teachers_dir, "multitask_teacher")
+    if not (args.reuse_teachers and os.path.isdir(os.path.join(single, "checkpoint_p0"))):
+        shutil.rmtree(single, ignore_errors=True)
+        print(f"multi-task teacher: {args.teacher_frames} frames on minigrid_suite", flush=True)
+        train(["--preset=minigrid_small_teacher.yaml", "--env=minigrid_suite", "--experiment=multitask_teacher",
+               f"--train_dir={teachers_dir}", f"--train_for_env_steps={args.teacher_frames}", "--seed=0", *args.extra],
+              os.path.join(teachers_dir, "multitask_teacher.log"))
+
+    # 3. students
+    map_path = os.path.join(args.train_dir, "experts_map.yaml")
+    with open(map_path, "w") as f:
+        yaml.safe_dump({task: os.path.join(teachers_dir, os.path.basename(os.path.normpath(
+            e if isinstance(e, str) else e["path"]))) for task, e in mapping.items()}, f)
+    schedule = ["--kickstart_schedule=linear", f"--kickstart_lambda={args.ks_lambda}",
+                f"--kickstart_end_frames={args.ks_end_frames}"]
+    method_flags = {
+        "scratch": [],
+        "ks_experts": [f"--teachers={map_path}", *schedule],
+        "ks_single": [f"--teacher={single}", *schedule],
+    }
+    for seed in range(args.seeds):
+        for method in args.methods.split(","):
+            exp = f"{method}_seed{seed}"
+            shutil.rmtree(os.path.join(students_dir, exp), ignore_errors=True)
+            print(f"student {exp} ...", flush=True)
+            train(["--preset=minigrid_large_student.yaml", "--env=minigrid_suite", f"--experiment={exp}",
+                   f"--train_dir={students_dir}", f"--train_for_env_steps={args.student_frames}", f"--seed={seed + 1}",
+                   *method_flags[method], *args.extra],
+                  os.path.join(students_dir, f"{exp}.log"))
+
+    from sf_kickstart import report
+
+    return report.main([students_dir, "--baseline=scratch", f"--out={os.path.join(args.train_dir, 'report')}",
+                        "--budgets=0.1,0.25,0.5,1.0"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

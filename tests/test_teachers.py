@@ -1,0 +1,86 @@
+"""The teacher bank's execution strategies give exactly each teacher's own forward pass."""
+
+import pytest
+import torch
+from gymnasium import spaces
+
+from sf_kickstart.suites import minigrid
+from sf_kickstart.teachers import FrozenTeacher, StackedTeachers, TeacherBank, TeacherSpec, stack_signature
+from tests.e2e_utils import make_teacher_dir
+
+
+@pytest.fixture(scope="module")
+def teacher_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bank")
+    torch.manual_seed(7)
+    same = [make_teacher_dir(str(root / f"same{i}"), rnn_size=32) for i in range(3)]
+    other = make_teacher_dir(str(root / "other"), rnn_size=48)
+    for d in same + [other]:  # non-trivial observation-normaliser statistics, different per teacher
+        import glob
+
+        path = glob.glob(f"{d}/checkpoint_p0/*.pth")[0]
+        ckpt = torch.load(path, weights_only=False)
+        for k, v in ckpt["model"].items():
+            if k.endswith("running_mean"):
+                ckpt["model"][k] = torch.rand_like(v) - 0.5
+            elif k.endswith("running_var"):
+                ckpt["model"][k] = torch.rand_like(v) * 2 + 0.1
+        torch.save(ckpt, path)
+    return same, other
+
+
+def _bank(teacher_dirs):
+    same, other = teacher_dirs
+    tasks = minigrid.task_names("minigrid_suite")
+    specs = [
+        TeacherSpec(path=same[0], tasks=tasks[0:2]),
+        TeacherSpec(path=same[1], tasks=tasks[2:4]),
+        TeacherSpec(path=other, tasks=tasks[4:6]),
+        TeacherSpec(path=same[2], tasks=tasks[6:8]),
+    ]  # task 8 has no teacher
+    return TeacherBank(specs, tasks, minigrid.observation_space(), spaces.Discrete(7)), tasks
+
+
+def test_traced_teacher_equals_sample_factory_forward(teacher_dirs):
+    t = FrozenTeacher(TeacherSpec(path=teacher_dirs[0][0]), minigrid.observation_space(), spaces.Discrete(7))
+    assert t.traced is not None
+    obs = {"obs": torch.randint(0, 2, (5, 984), dtype=torch.uint8), "task_id": torch.eye(9)[:5]}
+    h = torch.rand(5, t.rnn_size)
+    from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
+
+    with torch.no_grad():
+        ref = t.model(prepare_and_normalize_obs(t.model, {"obs": obs["obs"], "task_id": obs["task_id"]}), h)
+        logits, new_h = t.forward(obs, h)
+    assert torch.allclose(logits, ref["action_logits"], atol=1e-5)
+    assert torch.allclose(new_h, ref["new_rnn_states"], atol=1e-5)
+
+
+def test_same_architecture_teachers_are_stacked(teacher_dirs):
+    bank, _ = _bank(teacher_dirs)
+    stacked = [(m, s) for m, s in bank.groups if s is not None]
+    assert len(stacked) == 1 and stacked[0][0] == [0, 1, 3]
+    assert ([2], None) in bank.groups  # a different rnn size runs on its own
+    assert stack_signature(bank.teachers[0]) != stack_signature(bank.teachers[2])
+
+
+@pytest.mark.parametrize("dense_limit", [0, 10_000])  # padded and dense paths
+@pytest.mark.parametrize("n", [1, 9, 23])
+def test_bank_routes_every_row_to_its_tasks_teacher(teacher_dirs, dense_limit, n, monkeypatch):
+    monkeypatch.setattr(StackedTeachers, "DENSE_LIMIT", dense_limit)
+    bank, tasks = _bank(teacher_dirs)
+    gen = torch.Generator().manual_seed(n)
+    task_ids = torch.randint(0, 9, (n,), generator=gen)
+    obs = {"obs": torch.randint(0, 2, (n, 984), dtype=torch.uint8, generator=gen), "task_id": torch.eye(9)[task_ids]}
+    h = torch.rand(n, bank.rnn_size, generator=gen)
+    logits, tidx, new_h = bank.forward(obs, h, 7)
+    expected = [0, 0, 1, 1, 2, 2, 3, 3, -1]
+    for r in range(n):
+        owner = expected[int(task_ids[r])]
+        assert int(tidx[r]) == owner
+        if owner < 0:
+            assert (logits[r] == 0).all() and (new_h[r] == 0).all()
+            continue
+        t = bank.teachers[owner]
+        ref_l, ref_h = t.forward({k: v[r : r + 1] for k, v in obs.items()}, h[r : r + 1, : t.rnn_size])
+        assert torch.allclose(logits[r : r + 1], ref_l, atol=1e-5)
+        assert torch.allclose(new_h[r : r + 1, : t.rnn_size], ref_h, atol=1e-5)
