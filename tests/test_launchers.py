@@ -116,7 +116,7 @@ def test_teachers_and_experts(parsed):
 
 def test_budget_and_extra_args(monkeypatch):
     monkeypatch.setenv(common.BUDGET_ENV, "huge")
-    with pytest.raises(common.LauncherError, match="smoke, small, full"):
+    with pytest.raises(common.LauncherError, match="smoke, cpu, small, full"):
         common.get_budget()
     monkeypatch.setenv(common.BUDGET_ENV, "Smoke")
     assert common.get_budget().name == "smoke"
