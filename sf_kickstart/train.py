@@ -278,9 +278,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     runner = make_runner(cfg, layout, suite)
     status = runner.init()
-    if status == ExperimentStatus.SUCCESS:
-        status = runner.run()
-    return int(status)
+    if status != ExperimentStatus.SUCCESS:
+        print(
+            "sf_kickstart: error: Sample Factory rejected the configuration before starting any worker "
+            "(its reason is logged above, e.g. 'Normalized returns are not supported with vtrace')",
+            file=sys.stderr,
+        )
+        return 2
+    return int(runner.run())
 
 
 if __name__ == "__main__":
