@@ -6,7 +6,7 @@ Sample Factory's launcher (`python -m sample_factory.launcher.run`) parses only 
 module named by `--run`, so the budget is an environment variable:
 
     SF_KICKSTART_BUDGET=smoke   CI size: 10K frames a run, one seed, tiny batches (a whole stage in minutes)
-    SF_KICKSTART_BUDGET=cpu     a 2-core box in about an hour: teacher 500K, students 300K frames, 1 seed
+    SF_KICKSTART_BUDGET=cpu     a 2-core box in about an hour: teacher 400K, students 200K frames, 1 seed
     SF_KICKSTART_BUDGET=small   one box overnight: 2M frames a run, 2 seeds           (default)
     SF_KICKSTART_BUDGET=full    a cluster: teacher 20M, students 50M frames, 3 seeds
 
@@ -94,14 +94,14 @@ BUDGETS: Dict[str, Budget] = {
     ),
     "cpu": Budget(
         "cpu",
-        teacher_frames=500_000,
-        student_frames=300_000,
+        teacher_frames=400_000,
+        student_frames=200_000,
         expert_frames=200_000,
         seeds=(0,),
-        horizons=(75_000, 150_000, 300_000),
+        horizons=(50_000, 100_000, 200_000),
         pbt_policies=2,
-        pbt_period=50_000,
-        pbt_start=50_000,
+        pbt_period=40_000,
+        pbt_start=40_000,
     ),
     "small": Budget(
         "small",
