@@ -133,6 +133,15 @@ def _exit_with_parent(serial: bool, main_pid: Optional[int]) -> None:
     threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
 
 
+class _ExitWithParentOnUnpickle:
+    """Worker objects are pickled into their spawned process; unpickling is the first thing that happens there, long
+    before the runner's signals call `init()` (which never comes if the main process dies first)."""
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        _exit_with_parent(self.cfg.serial_mode, self.main_pid)
+
+
 def _fail_process(component: str, exc: BaseException, serial: bool) -> None:
     log.error(f"{component} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
     if serial:
@@ -158,7 +167,7 @@ class KickstartBatcher(Batcher):
         self.initialized.emit()
 
 
-class KickstartInferenceWorker(InferenceWorker):
+class KickstartInferenceWorker(_ExitWithParentOnUnpickle, InferenceWorker):
     """SF's inference worker plus the frozen teacher bank, run on the same raw observations as the student."""
 
     def __init__(self, *args, env_info, layout: Optional[KickstartLayout], **kwargs):
@@ -169,8 +178,6 @@ class KickstartInferenceWorker(InferenceWorker):
         self.bank: Optional[TeacherBank] = None
 
     def init(self, init_model_data):
-        if not self.is_initialized:
-            _exit_with_parent(self.cfg.serial_mode, self.main_pid)
         try:
             super().init(init_model_data)
             if self.layout is not None and self.bank is None and self.is_initialized:
@@ -221,7 +228,7 @@ class KickstartInferenceWorker(InferenceWorker):
             self.requests = []
 
 
-class RobustRolloutWorker(RolloutWorker):
+class RobustRolloutWorker(_ExitWithParentOnUnpickle, RolloutWorker):
     """A rollout worker whose env cannot be created (or crashes) exits instead of idling forever."""
 
     def __init__(self, *args, **kwargs):
@@ -229,7 +236,6 @@ class RobustRolloutWorker(RolloutWorker):
         self.main_pid = os.getpid()  # constructed in the main process
 
     def init(self):
-        _exit_with_parent(self.cfg.serial_mode, self.main_pid)
         try:
             super().init()
         except Exception as exc:  # noqa: BLE001
@@ -262,7 +268,7 @@ class KickstartSampler(ParallelSampler):
         return RobustRolloutWorker(event_loop, worker_idx, self.buffer_mgr, self.inference_queues, self.cfg, self.env_info)
 
 
-class KickstartLearnerWorker(LearnerWorker):
+class KickstartLearnerWorker(_ExitWithParentOnUnpickle, LearnerWorker):
     def __init__(self, evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id, layout: Optional[KickstartLayout]):
         super().__init__(evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id)
         self.main_pid = os.getpid()  # constructed in the main process
@@ -273,7 +279,6 @@ class KickstartLearnerWorker(LearnerWorker):
         )
 
     def init(self):
-        _exit_with_parent(self.cfg.serial_mode, self.main_pid)
         try:
             super().init()
         except Exception as exc:  # noqa: BLE001

@@ -61,7 +61,7 @@ def kickstarted(train_dir, plain_sf_teacher):
             f"--teacher={plain_sf_teacher}",
             "--kickstart_schedule=constant",
             "--kickstart_lambda=0.5",
-            "--kickstart_debug_dump=2",
+            "--kickstart_debug_dump=4",
             "--train_for_env_steps=2500",
             "--encoder_mlp_layers",
             "128",
@@ -86,8 +86,9 @@ def test_stored_teacher_logits_equal_teacher_forward_and_reach_the_loss(kickstar
     from sf_kickstart.loss import kickstart_loss
 
     dumps = sorted(glob.glob(os.path.join(kickstarted, "kickstart_debug", "p0", "batch_*.pt")))
-    assert len(dumps) == 2
+    assert len(dumps) == 4
     teacher = _load_teacher(plain_sf_teacher)
+    carried = resets = 0
     for path in dumps:
         d = torch.load(path, weights_only=False)
         n = d["teacher_logits"].shape[0]
@@ -109,15 +110,15 @@ def test_stored_teacher_logits_equal_teacher_forward_and_reach_the_loss(kickstar
         h = d["teacher_rnn"].view(-1, rollout, teacher.rnn_size)
         nh = new_h.view(-1, rollout, teacher.rnn_size)
         dones = d["dones"].view(-1, rollout).bool()
-        carried = resets = 0
         for traj in range(h.shape[0]):
             for t in range(rollout - 1):
                 expected = torch.zeros_like(nh[traj, t]) if dones[traj, t] else nh[traj, t]
                 assert torch.allclose(h[traj, t + 1], expected, atol=1e-5), (traj, t)
                 resets += int(dones[traj, t])
                 carried += int(not dones[traj, t])
-        assert carried > 0 and resets > 0
         assert d["teacher_rnn"].abs().sum() > 0
+    # MultiRoom-N2-S4 (env 5) ends its episodes within 40 steps: the 4 dumped batches hold resets
+    assert carried > 0 and resets > 0
 
 
 def test_teacher_is_not_part_of_the_student(kickstarted):
