@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--train_dir", default=os.path.join(REPO, "bench_out", "sample_efficiency"))
     ap.add_argument("--reuse_teacher", action="store_true")
+    ap.add_argument("--analyze_only", action="store_true", help="recompute the tables from existing runs")
+    ap.add_argument("--fractions", default="1.0,0.9,0.75", help="also report frames to these fractions of the teacher's final score")
     ap.add_argument("extra", nargs="*", help="extra flags for every run (after --)")
     args = ap.parse_args(argv)
     os.makedirs(args.train_dir, exist_ok=True)
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
 
     teacher = "se_teacher"
     teacher_dir = os.path.join(args.train_dir, teacher)
-    if not (args.reuse_teacher and os.path.isdir(teacher_dir)):
+    if not (args.analyze_only or (args.reuse_teacher and os.path.isdir(teacher_dir))):
         shutil.rmtree(teacher_dir, ignore_errors=True)
         print(f"teacher: small preset, {args.teacher_easy_frames} frames on {args.easy_task}", flush=True)
         t_args = ["--preset=minigrid_small_teacher.yaml", f"--experiment={teacher}", "--seed=0", *common]
@@ -87,6 +89,11 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         for method in ("scratch", "kickstarted"):
             exp = f"se_{method}_seed{seed}"
+            if args.analyze_only:
+                curve = scalars(os.path.join(args.train_dir, exp), task_score)
+                results[method].append(dict(seed=seed, curve=curve, frames_to_teacher=frames_to_reach(curve, teacher_score),
+                                            final=curve[-1][1] if curve else float("nan"), frames=curve[-1][0] if curve else 0))
+                continue
             shutil.rmtree(os.path.join(args.train_dir, exp), ignore_errors=True)
             s_args = ["--preset=minigrid_large_student.yaml", f"--env=minigrid_{args.task}", f"--experiment={exp}",
                       f"--seed={seed + 1}", f"--train_for_env_steps={args.student_frames}", *common]
@@ -98,7 +105,8 @@ def main(argv=None) -> int:
             curve = scalars(os.path.join(args.train_dir, exp), task_score)
             reached = frames_to_reach(curve, teacher_score)
             final = curve[-1][1] if curve else float("nan")
-            results[method].append(dict(seed=seed, frames_to_teacher=reached, final=final, frames=curve[-1][0] if curve else 0))
+            results[method].append(dict(seed=seed, curve=curve, frames_to_teacher=reached, final=final,
+                                        frames=curve[-1][0] if curve else 0))
             print(f"  reached teacher score at {reached} frames; final score {final:.3f}", flush=True)
 
     print()
@@ -120,6 +128,27 @@ def main(argv=None) -> int:
             ratios.append(k["frames_to_teacher"] / scratch_f)
             print(f"seed {s['seed']}: kickstarted needs {k['frames_to_teacher'] / scratch_f:.3f} of the scratch frames"
                   f" = {scratch_f / k['frames_to_teacher']:.1f}x fewer{bound}")
+    fractions = [float(x) for x in args.fractions.split(",")]
+    print()
+    print("| method | seed | " + " | ".join(f"frames to {fr:.0%} of teacher ({fr * teacher_score:.3f})" for fr in fractions) + " |")
+    print("|---|---|" + "---|" * len(fractions))
+    for method, runs in results.items():
+        for r in runs:
+            cells = []
+            for fr in fractions:
+                f = frames_to_reach(r["curve"], fr * teacher_score)
+                cells.append(str(f) if f is not None else f"> {r['frames']}")
+            print(f"| {method} | {r['seed']} | " + " | ".join(cells) + " |")
+    for fr in fractions:
+        for s_run, k_run in zip(results["scratch"], results["kickstarted"]):
+            fs, fk = frames_to_reach(s_run["curve"], fr * teacher_score), frames_to_reach(k_run["curve"], fr * teacher_score)
+            if fk is not None:
+                base = fs if fs is not None else s_run["frames"]
+                print(f"{fr:.0%} of teacher score, seed {s_run['seed']}: kickstarted/scratch frames = {fk / base:.3f}"
+                      f"{'' if fs is not None else ' (upper bound: scratch never reached it)'}")
+    for runs in results.values():
+        for r in runs:
+            r.pop("curve", None)
     with open(os.path.join(args.train_dir, "sample_efficiency.json"), "w") as f:
         json.dump(dict(args=vars(args), teacher_score=teacher_score, results=results, ratios=ratios), f, indent=2)
     return 0
