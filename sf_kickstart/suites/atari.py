@@ -72,7 +72,7 @@ from sample_factory.utils.utils import log
 from sf_examples.atari.atari_params import atari_override_defaults
 from sf_examples.atari.atari_utils import ATARI_ENVS, ATARI_H, ATARI_W, atari_env_by_name, make_atari_env
 
-from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError
+from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError, publish_suite_summaries
 
 ENV_PREFIX = "atari_"
 SUITE_ENV = "atari_suite"
@@ -466,19 +466,10 @@ def write_suite_summaries(runner, stats: AtariSuiteStats, policy_id: int, writer
     if not means:
         return None
     normalized = {g: normalized_score(g, s) for g, s in means.items()}
-    for game, score in means.items():
-        writer.add_scalar(f"suite/{game}_score", score, env_steps)
-        writer.add_scalar(f"suite/{game}_normalized", normalized[game], env_steps)
     suite_score = capped_mean_normalized_score(means)
-    writer.add_scalar("suite/score", suite_score, env_steps)
-    writer.add_scalar("suite/mean_normalized", float(np.mean(list(normalized.values()))), env_steps)
-    writer.add_scalar("suite/games_seen", len(means), env_steps)
-
-    num_policies = len(stats.scores)
-    avg = runner.policy_avg_stats
-    if SUITE_SCORE_KEY not in avg or len(avg[SUITE_SCORE_KEY]) < num_policies:
-        avg[SUITE_SCORE_KEY] = [deque(maxlen=1) for _ in range(num_policies)]
-    avg[SUITE_SCORE_KEY][policy_id].append(suite_score)
+    publish_suite_summaries(
+        runner, policy_id, writer, env_steps, means, normalized, suite_score, len(stats.scores), "games_seen"
+    )
     return suite_score
 
 

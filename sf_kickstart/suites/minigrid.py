@@ -96,7 +96,7 @@ from sample_factory.algo.utils.misc import EPISODIC
 from sample_factory.envs.env_utils import register_env
 from sample_factory.utils.utils import log
 
-from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError
+from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError, publish_suite_summaries
 
 # ---------------------------------------------------------------------------------------------------------------------
 # tasks
@@ -372,21 +372,9 @@ def write_suite_summaries(runner, stats: SuiteStats, policy_id: int, writer, env
     means = stats.mean_returns(policy_id)
     if not means:
         return None
-    normalized = {}
-    for task, r in means.items():
-        normalized[task] = normalized_score(task, r)
-        writer.add_scalar(f"suite/{task}_score", r, env_steps)
-        writer.add_scalar(f"suite/{task}_normalized", normalized[task], env_steps)
+    normalized = {task: normalized_score(task, r) for task, r in means.items()}
     score = capped_mean_normalized_score(means)
-    writer.add_scalar("suite/score", score, env_steps)
-    writer.add_scalar("suite/mean_normalized", float(np.mean(list(normalized.values()))), env_steps)
-    writer.add_scalar("suite/tasks_seen", len(means), env_steps)
-
-    num_policies = len(stats.returns)
-    avg = runner.policy_avg_stats
-    if SUITE_SCORE_KEY not in avg or len(avg[SUITE_SCORE_KEY]) < num_policies:
-        avg[SUITE_SCORE_KEY] = [deque(maxlen=1) for _ in range(num_policies)]
-    avg[SUITE_SCORE_KEY][policy_id].append(score)
+    publish_suite_summaries(runner, policy_id, writer, env_steps, means, normalized, score, len(stats.returns), "tasks_seen")
     return score
 
 

@@ -104,3 +104,25 @@ def default_task_names(env: str) -> List[str]:
 
 
 SuiteFn = Optional[Callable]
+
+
+def publish_suite_summaries(
+    runner, policy_id: int, writer, env_steps: int, raw: dict, normalized: dict, suite_score: float,
+    num_policies: int, seen_tag: str,
+) -> None:
+    """Tensorboard `suite/<task>_score`, `suite/<task>_normalized`, `suite/score`, `suite/mean_normalized`,
+    `suite/<seen_tag>`, and the suite score as `runner.policy_avg_stats[SUITE_SCORE_KEY]` (the PBT objective)."""
+    from collections import deque
+
+    import numpy as np
+
+    for task, value in raw.items():
+        writer.add_scalar(f"suite/{task}_score", value, env_steps)
+        writer.add_scalar(f"suite/{task}_normalized", normalized[task], env_steps)
+    writer.add_scalar("suite/score", suite_score, env_steps)
+    writer.add_scalar("suite/mean_normalized", float(np.mean(list(normalized.values()))), env_steps)
+    writer.add_scalar(f"suite/{seen_tag}", len(raw), env_steps)
+    avg = runner.policy_avg_stats
+    if SUITE_SCORE_KEY not in avg or len(avg[SUITE_SCORE_KEY]) < num_policies:
+        avg[SUITE_SCORE_KEY] = [deque(maxlen=1) for _ in range(num_policies)]
+    avg[SUITE_SCORE_KEY][policy_id].append(suite_score)
