@@ -22,6 +22,7 @@ from sample_factory.utils.utils import log
 
 from sf_kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
 from sf_kickstart.schedules import KickstartSchedule
+from sf_kickstart.teachers import task_owners
 
 
 class CheckpointLoadError(RuntimeError):
@@ -46,11 +47,7 @@ class KickstartLearner(Learner):
         self.teacher_names: List[str] = [s.name for s in layout.specs] if layout is not None else []
         self.rho = np.array([s.rho for s in layout.specs], dtype=np.float64) if layout is not None else np.zeros(0)
         # task index -> teacher index (-1: no teacher), for per-task λ summaries
-        self.task_teacher: List[int] = []
-        if layout is not None:
-            for task in layout.task_names:
-                owner = [i for i, s in enumerate(layout.specs) if task in s.tasks]
-                self.task_teacher.append(owner[0] if owner else -1)
+        self.task_teacher: List[int] = task_owners(layout.specs, layout.task_names) if layout is not None else []
         self._ks_pending: Optional[Dict[str, float]] = None
         # --kickstart_debug_dump=K: save the first K training batches' kickstart inputs (diagnostics and tests)
         self._dumps_left = int(getattr(cfg, "kickstart_debug_dump", 0)) if layout is not None else 0

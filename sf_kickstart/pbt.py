@@ -22,8 +22,7 @@ member's id) so the report can draw the lineage.
 from __future__ import annotations
 
 import copy
-import random
-from typing import Dict, Optional
+from typing import Dict
 
 from sample_factory.pbt.population_based_training import PopulationBasedTraining
 from sample_factory.utils.utils import log
@@ -116,13 +115,3 @@ class KickstartPBT(PopulationBasedTraining):
                 log.info(f"PBT: policy {policy_id} exploits policy {replacement_policy} (weights, optimizer, λ state)")
         super().on_saved_model(replacement_policy)
 
-
-def default_target_objective(cfg, suite_has_score: bool) -> Optional[str]:
-    if suite_has_score and cfg.pbt_target_objective == "true_objective":
-        return "suite_score"
-    return None
-
-
-def apply_random_seed(seed: Optional[int]) -> None:
-    if seed is not None:
-        random.seed(seed)

@@ -759,15 +759,19 @@ def analyse(experiments: List[Experiment], opts: Options) -> Analysis:
     def unit_pool(m: str) -> List[Unit]:
         return units.get(m) or all_units.get(m, [])
 
-    diagnostics: Dict[str, Dict[str, Optional[float]]] = {}
-    for m in methods:
-        row = {}
-        for k in KS_DIAGNOSTICS:
-            tag = f"kickstart/{k}"
-            vals = [final_score(u.scalars[tag], opts.final_window) for u in unit_pool(m) if tag in u.scalars and len(u.scalars[tag])]
-            row[k] = float(np.mean(vals)) if vals else None
-        if any(v is not None for v in row.values()):
-            diagnostics[m] = row
+    def final_means(tag_of: Dict[str, str]) -> Dict[str, Dict[str, Optional[float]]]:
+        """{method: {column: mean final value of tag_of[column] over the method's units}} (methods with no data left out)."""
+        table = {}
+        for m in methods:
+            row = {}
+            for col, tag in tag_of.items():
+                vals = [final_score(u.scalars[tag], opts.final_window) for u in unit_pool(m) if tag in u.scalars and len(u.scalars[tag])]
+                row[col] = float(np.mean(vals)) if vals else None
+            if any(v is not None for v in row.values()):
+                table[m] = row
+        return table
+
+    diagnostics = final_means({k: f"kickstart/{k}" for k in KS_DIAGNOSTICS})
 
     tasks: List[str] = []
     for m in methods:
@@ -778,15 +782,7 @@ def analyse(experiments: List[Experiment], opts: Options) -> Analysis:
                     if t not in tasks:
                         tasks.append(t)
     tasks = _suite_order(tasks, [e.cfg.get("env") for e in selected])
-    task_scores: Dict[str, Dict[str, Optional[float]]] = {}
-    for m in methods:
-        row = {}
-        for t in tasks:
-            tag = f"suite/{t}_normalized"
-            vals = [final_score(u.scalars[tag], opts.final_window) for u in unit_pool(m) if tag in u.scalars and len(u.scalars[tag])]
-            row[t] = float(np.mean(vals)) if vals else None
-        if any(v is not None for v in row.values()):
-            task_scores[m] = row
+    task_scores = final_means({t: f"suite/{t}_normalized" for t in tasks})
 
     lambda_tasks: Dict[str, List[str]] = {}
     for m in methods:

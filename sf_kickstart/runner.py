@@ -18,13 +18,12 @@ exit, and the runner stops the experiment with a failure status as soon as any o
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import torch
 from signal_slot.signal_slot import Timer
@@ -36,7 +35,6 @@ from sample_factory.algo.runners.runner_parallel import ParallelRunner
 from sample_factory.algo.sampling.inference_worker import InferenceWorker
 from sample_factory.algo.sampling.rollout_worker import RolloutWorker
 from sample_factory.algo.sampling.sampler import ParallelSampler
-from sample_factory.algo.utils.action_distributions import calc_num_action_parameters
 from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
 from sample_factory.algo.utils.shared_buffers import (
     alloc_policy_output_tensors,
@@ -47,7 +45,6 @@ from sample_factory.algo.utils.shared_buffers import (
 from sample_factory.algo.utils.tensor_utils import ensure_torch_tensor
 from sample_factory.algo.utils.torch_utils import inference_context
 from sample_factory.algo.utils.misc import ExperimentStatus, advance_rollouts_signal
-from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.utils import log
 
 from sf_kickstart.teachers import TeacherBank, TeacherSpec
@@ -137,6 +134,10 @@ class _ExitWithParentOnUnpickle:
     """Worker objects are pickled into their spawned process; unpickling is the first thing that happens there, long
     before the runner's signals call `init()` (which never comes if the main process dies first)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.main_pid = os.getpid()  # constructed in the main process
+
     def __setstate__(self, state):
         self.__dict__.update(state)
         _exit_with_parent(self.cfg.serial_mode, self.main_pid)
@@ -174,7 +175,6 @@ class KickstartInferenceWorker(_ExitWithParentOnUnpickle, InferenceWorker):
         super().__init__(*args, env_info=env_info, **kwargs)
         self.ks_env_info = env_info
         self.layout = layout
-        self.main_pid = os.getpid()  # constructed in the main process
         self.bank: Optional[TeacherBank] = None
 
     def init(self, init_model_data):
@@ -231,10 +231,6 @@ class KickstartInferenceWorker(_ExitWithParentOnUnpickle, InferenceWorker):
 class RobustRolloutWorker(_ExitWithParentOnUnpickle, RolloutWorker):
     """A rollout worker whose env cannot be created (or crashes) exits instead of idling forever."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.main_pid = os.getpid()  # constructed in the main process
-
     def init(self):
         try:
             super().init()
@@ -271,7 +267,6 @@ class KickstartSampler(ParallelSampler):
 class KickstartLearnerWorker(_ExitWithParentOnUnpickle, LearnerWorker):
     def __init__(self, evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id, layout: Optional[KickstartLayout]):
         super().__init__(evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id)
-        self.main_pid = os.getpid()  # constructed in the main process
         from sf_kickstart.learner import KickstartLearner
 
         self.learner = KickstartLearner(

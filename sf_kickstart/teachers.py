@@ -28,7 +28,6 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
 from sample_factory.model.action_parameterization import ActionParameterizationDefault
 from sample_factory.model.actor_critic import ActorCriticSharedWeights, create_actor_critic
 from sample_factory.model.model_utils import get_rnn_size
@@ -162,6 +161,24 @@ def _example_inputs(obs_space, keys, rnn_size, n, device, generator):
     return inputs
 
 
+def _trace_if_exact(module, example_args, checks, rtol: float):
+    """TorchScript `module` traced on `example_args`, kept only if it reproduces the eager module on every argument
+    tuple in `checks` (other batch sizes / routings: no baked-in size or data-dependent branch). None when tracing
+    fails or differs: the caller then runs eagerly."""
+    import warnings
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(module, tuple(example_args), check_trace=False)
+            for args in checks:
+                if not all(torch.allclose(x, y, atol=1e-5, rtol=rtol) for x, y in zip(traced(*args), module(*args))):
+                    return None
+        return traced
+    except Exception:  # noqa: BLE001 - any architecture TorchScript cannot trace runs eagerly
+        return None
+
+
 def _torch_dtype(np_dtype):
     from sample_factory.algo.utils.torch_utils import to_torch_dtype
 
@@ -174,7 +191,7 @@ class FrozenTeacher:
     Its forward is traced with TorchScript when the trace reproduces the eager forward exactly on other batch sizes
     (per-call overhead, not FLOPs, dominates a small teacher at rollout batch sizes); otherwise it runs eagerly."""
 
-    def __init__(self, spec: TeacherSpec, obs_space, action_space, device="cpu"):
+    def __init__(self, spec: TeacherSpec, obs_space, action_space, device="cpu", fast: bool = True):
         self.spec = spec
         self.cfg = load_teacher_cfg(spec.path)
         self.checkpoint_path = latest_checkpoint(spec.path, spec.policy)
@@ -207,29 +224,14 @@ class FrozenTeacher:
 
         self.obs_keys = sorted(obs_space.spaces.keys()) if isinstance(obs_space, spaces.Dict) else ["obs"]
         self.eager = _LogitsAndState(model, self.obs_keys, self._lean_tail).eval()
-        self.traced = self._try_trace(obs_space, torch.device(device))
+        self.traced = self._try_trace(obs_space, torch.device(device)) if fast else None
 
     def _try_trace(self, obs_space, device):
-        import warnings
-
         if not isinstance(obs_space, spaces.Dict):
             return None
         gen = torch.Generator().manual_seed(0)
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                traced = torch.jit.trace(
-                    self.eager, tuple(_example_inputs(obs_space, self.obs_keys, self.rnn_size, 3, device, gen)),
-                    check_trace=False,
-                )
-                for n in (1, 7):  # the trace must not have baked in the batch size or any data-dependent branch
-                    inputs = _example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen)
-                    a, b = traced(*inputs), self.eager(*inputs)
-                    if not all(torch.allclose(x, y, atol=1e-5, rtol=1e-5) for x, y in zip(a, b)):
-                        return None
-            return traced
-        except Exception:  # noqa: BLE001 - any architecture TorchScript cannot trace runs eagerly
-            return None
+        example, *checks = [_example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen) for n in (3, 1, 7)]
+        return _trace_if_exact(self.eager, example, checks, rtol=1e-5)
 
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
@@ -260,7 +262,7 @@ def _layer_kinds(seq) -> Optional[List[str]]:
 def stack_signature(teacher: "FrozenTeacher"):
     """Hashable description of a teacher's computation if it belongs to the family StackedTeachers runs
     (SF's shared-weights actor-critic: MLP encoders per obs key, GRU(1 layer) or no core, MLP decoder, linear
-    categorical head, no observation normalisation); None otherwise."""
+    categorical head, SF's observation normaliser without per-channel/norm-only variants); None otherwise."""
     m = teacher.model
     if not teacher._lean_tail:
         return None
@@ -377,30 +379,17 @@ class StackedTeachers:
     def trace(self, example_obs: Dict[str, Tensor], example_h: Tensor, example_member: Tensor) -> None:
         """TorchScript both paths (no data-dependent Python control flow in either); each is kept only if it
         reproduces the eager computation on another batch size and routing."""
-        import warnings
-
-        def check(traced, eager, args):
-            a, b = traced(*args), eager(*args)
-            return all(torch.allclose(x, y, atol=1e-5, rtol=1e-4) for x, y in zip(a, b))
-
         obs = [example_obs[k] for k in self.keys]
         h = example_h[:, : self.rnn_size]
         cut = max(1, example_member.numel() // 2 - 1)
         small_obs, small_h, small_member = [o[:cut] for o in obs], h[:cut], example_member[:cut].flip(0)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                traced = torch.jit.trace(self.dense, (*obs, h, example_member), check_trace=False)
-                if check(traced, self.dense, (*small_obs, small_h, small_member)):
-                    self.dense_traced = traced
-            except Exception:  # noqa: BLE001
-                self.dense_traced = None
-            try:
-                traced = torch.jit.trace(self.padded, (*obs, h, *self.plan(example_member)), check_trace=False)
-                if check(traced, self.padded, (*small_obs, small_h, *self.plan(small_member))):
-                    self.padded_traced = traced
-            except Exception:  # noqa: BLE001
-                self.padded_traced = None
+        self.dense_traced = _trace_if_exact(
+            self.dense, (*obs, h, example_member), [(*small_obs, small_h, small_member)], rtol=1e-4
+        )
+        self.padded_traced = _trace_if_exact(
+            self.padded, (*obs, h, *self.plan(example_member)), [(*small_obs, small_h, *self.plan(small_member))],
+            rtol=1e-4,
+        )
 
     def _normalize(self, key: str, x: Tensor) -> Tensor:
         """x: [K, rows, D] float; each teacher's own normaliser statistics (as SF's ObservationNormalizer)."""
@@ -545,20 +534,30 @@ def teacher_specs_from_cfg(cfg, task_names: Sequence[str]) -> List[TeacherSpec]:
     return []
 
 
+def task_owners(specs: Sequence[TeacherSpec], task_names: Sequence[str]) -> List[int]:
+    """Index of the teacher supervising each task (-1: no teacher). A map names each task once, so a task has at most
+    one owner."""
+    owners = [-1] * len(task_names)
+    for i, spec in enumerate(specs):
+        for task in spec.tasks:
+            owners[list(task_names).index(task)] = i
+    return owners
+
+
 class TeacherBank:
     """All teachers of a run, routed by task id. Teacher recurrent states share one block of width max(rnn sizes):
     an env is on one task (hence one teacher) for a whole episode, and the block is zeroed at episode ends."""
 
-    def __init__(self, specs: Sequence[TeacherSpec], task_names: Sequence[str], obs_space, action_space, device="cpu"):
+    def __init__(
+        self, specs: Sequence[TeacherSpec], task_names: Sequence[str], obs_space, action_space, device="cpu",
+        fast: bool = True,
+    ):
+        """fast=False (validation in the main process): load and check every teacher, skip tracing and stacking."""
         self.specs = list(specs)
         self.task_names = list(task_names)
-        self.teachers = [FrozenTeacher(s, obs_space, action_space, device) for s in self.specs]
+        self.teachers = [FrozenTeacher(s, obs_space, action_space, device, fast=fast) for s in self.specs]
         self.device = torch.device(device)
-        task_to_teacher = np.full(len(self.task_names), -1, dtype=np.int64)
-        for i, spec in enumerate(self.specs):
-            for task in spec.tasks:
-                task_to_teacher[self.task_names.index(task)] = i
-        self.task_to_teacher_np = task_to_teacher
+        task_to_teacher = np.array(task_owners(self.specs, self.task_names), dtype=np.int64)
         self.task_to_teacher = torch.from_numpy(task_to_teacher).to(self.device)
         self.rnn_size = max((t.rnn_size for t in self.teachers), default=0)
         self.has_task_id = isinstance(obs_space, spaces.Dict) and TASK_ID_KEY in obs_space.spaces
@@ -568,7 +567,7 @@ class TeacherBank:
         self.groups: List[Tuple[List[int], Optional[StackedTeachers]]] = []
         by_sig: Dict = {}
         for i, t in enumerate(self.teachers):
-            sig = stack_signature(t)
+            sig = stack_signature(t) if fast else None
             if sig is None:
                 self.groups.append(([i], None))
             else:

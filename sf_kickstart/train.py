@@ -22,7 +22,6 @@ from typing import List, Optional, Tuple
 import yaml
 
 from sample_factory.algo.utils.action_distributions import calc_num_action_parameters
-from sample_factory.algo.utils.context import global_env_registry
 from sample_factory.algo.utils.env_info import extract_env_info
 from sample_factory.algo.utils.make_env import make_env_func_batched
 from sample_factory.algo.utils.misc import ExperimentStatus
@@ -224,7 +223,8 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
         teacher_info = _make_env_info(teacher_env_cfg)
         check_spaces(spec.name, teacher_info.obs_space, teacher_info.action_space, env_info.obs_space, env_info.action_space)
 
-    bank = TeacherBank(specs, task_names, env_info.obs_space, env_info.action_space, "cpu")  # loads every checkpoint
+    # loads every checkpoint into its architecture; the fast execution paths are built where teachers run
+    bank = TeacherBank(specs, task_names, env_info.obs_space, env_info.action_space, "cpu", fast=False)
     for spec, teacher in zip(specs, bank.teachers):
         log.info(
             f"Teacher {spec.name}: {teacher.checkpoint_path} (trained {teacher.env_steps} frames, rnn state "

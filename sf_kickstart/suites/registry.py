@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import List
 
 TASK_ID_KEY = "task_id"
 SUITE_SCORE_KEY = "suite_score"
@@ -102,8 +102,6 @@ def prepare_env(env: str) -> Suite:
 def default_task_names(env: str) -> List[str]:
     return suite_for_env(env).task_names(env)
 
-
-SuiteFn = Optional[Callable]
 
 
 def publish_suite_summaries(
