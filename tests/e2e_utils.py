@@ -82,7 +82,7 @@ def describe(proc: subprocess.CompletedProcess) -> str:
     return f"rc={proc.returncode}\n--- stdout (tail) ---\n{proc.stdout[-4000:]}\n--- stderr (tail) ---\n{proc.stderr[-4000:]}"
 
 
-def make_teacher_dir(path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int = 32) -> str:
+def make_teacher_dir(path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int = 32, extra=()) -> str:
     """A valid SF experiment dir (config.json + checkpoint) with untrained weights: fast to make."""
     import json
 
@@ -93,7 +93,7 @@ def make_teacher_dir(path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int
     from sf_kickstart.train import parse_args
 
     cfg, _ = parse_args(
-        [f"--env={env}", "--experiment=x", "--encoder_mlp_layers", "32", f"--rnn_size={rnn_size}", "--use_rnn=True"]
+        [f"--env={env}", "--experiment=x", "--encoder_mlp_layers", "32", f"--rnn_size={rnn_size}", "--use_rnn=True", *extra]
     )
     model = create_actor_critic(cfg, minigrid.observation_space(), spaces.Discrete(7))
     os.makedirs(os.path.join(path, "checkpoint_p0"), exist_ok=True)

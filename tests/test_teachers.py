@@ -57,17 +57,24 @@ def test_traced_teacher_equals_sample_factory_forward(teacher_dirs):
 
 def test_same_architecture_teachers_are_stacked(teacher_dirs):
     bank, _ = _bank(teacher_dirs)
-    stacked = [(m, s) for m, s in bank.groups if s is not None]
-    assert len(stacked) == 1 and stacked[0][0] == [0, 1, 3]
-    assert ([2], None) in bank.groups  # a different rnn size runs on its own
+    assert [m for m, _ in bank.groups] == [[0, 1, 3], [2]]  # a different rnn size runs in its own group
+    assert all(s is not None for _, s in bank.groups)
+    assert [s.k for _, s in bank.groups] == [3, 1]
+    assert all(set(s.folded) == {"obs"} for _, s in bank.groups)  # the binary key only
+    assert all(s.kernel is not None for _, s in bank.groups)
     assert stack_signature(bank.teachers[0]) != stack_signature(bank.teachers[2])
 
 
-@pytest.mark.parametrize("dense_limit", [0, 10_000])  # padded and dense paths
+@pytest.mark.parametrize("host", [True, False])  # CPU kernel; the torch path other devices take
 @pytest.mark.parametrize("n", [1, 9, 23])
-def test_bank_routes_every_row_to_its_tasks_teacher(teacher_dirs, dense_limit, n, monkeypatch):
-    monkeypatch.setattr(StackedTeachers, "DENSE_LIMIT", dense_limit)
+def test_bank_routes_every_row_to_its_tasks_teacher(teacher_dirs, host, n):
     bank, tasks = _bank(teacher_dirs)
+    if not host:  # the path other devices take, run on CPU: traced torch, rows grouped per teacher
+        for members, stacked in bank.groups:
+            if stacked is not None:
+                stacked.kernel = None
+                assert bank._stack_matches(stacked, members, minigrid.observation_space())
+                assert stacked.traced is not None
     gen = torch.Generator().manual_seed(n)
     task_ids = torch.randint(0, 9, (n,), generator=gen)
     obs = {"obs": torch.randint(0, 2, (n, 984), dtype=torch.uint8, generator=gen), "task_id": torch.eye(9)[task_ids]}
@@ -84,3 +91,36 @@ def test_bank_routes_every_row_to_its_tasks_teacher(teacher_dirs, dense_limit, n
         ref_l, ref_h = t.forward({k: v[r : r + 1] for k, v in obs.items()}, h[r : r + 1, : t.rnn_size])
         assert torch.allclose(logits[r : r + 1], ref_l, atol=1e-5)
         assert torch.allclose(new_h[r : r + 1, : t.rnn_size], ref_h, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_stack_folds_mean_subtraction_scaling_and_deeper_mlps(tmp_path, kernel):
+    """SF's obs mean subtraction and scaling (folded into the binary key's table), two-layer encoders with ReLU,
+    a decoder MLP and no recurrent core: the stack still equals each teacher's own forward."""
+    torch.manual_seed(3)
+    extra = ["--obs_subtract_mean=0.25", "--obs_scale=2.0", "--encoder_mlp_layers", "24", "16",
+             "--nonlinearity=relu", "--decoder_mlp_layers", "8", "--use_rnn=False"]
+    dirs = [make_teacher_dir(str(tmp_path / f"t{i}"), extra=extra) for i in range(2)]
+    tasks = minigrid.task_names("minigrid_suite")
+    specs = [TeacherSpec(path=dirs[0], tasks=tasks[:5]), TeacherSpec(path=dirs[1], tasks=tasks[5:])]
+    bank = TeacherBank(specs, tasks, minigrid.observation_space(), spaces.Discrete(7))
+    assert bank.whole is not None and bank.whole[1] is not None and bank.rnn_size == 1  # SF's placeholder state
+    stacked = bank.whole[1]
+    assert stacked.sub_mean == 0.25 and stacked.scale == 2.0 and "obs" in stacked.folded
+    if not kernel:
+        stacked.kernel = None
+        assert bank._stack_matches(stacked, bank.whole[0], minigrid.observation_space())
+    else:
+        assert stacked.kernel is not None
+    n = 13
+    gen = torch.Generator().manual_seed(5)
+    task_ids = torch.randint(0, 9, (n,), generator=gen)
+    obs = {"obs": torch.randint(0, 2, (n, 984), dtype=torch.uint8, generator=gen), "task_id": torch.eye(9)[task_ids]}
+    h = torch.rand(n, 1, generator=gen)
+    logits, tidx, new_h = bank.forward(obs, h, 7)
+    for r in range(n):
+        owner = int(task_ids[r] >= 5)
+        assert int(tidx[r]) == owner
+        ref_l, ref_h = bank.teachers[owner].forward({k: v[r : r + 1] for k, v in obs.items()}, h[r : r + 1])
+        assert torch.allclose(logits[r : r + 1], ref_l, atol=1e-5)
+        assert torch.allclose(new_h[r : r + 1], ref_h, atol=1e-6)
