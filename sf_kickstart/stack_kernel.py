@@ -19,6 +19,7 @@ import math
 from typing import Dict, List, Tuple
 
 import numpy as np
+import torch
 
 try:
     from numba import njit
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover - numba is in requirements.txt; the torc
 ACT_CODES = {None: 0, "ELU": 1, "ReLU": 2, "Tanh": 3}
 # columns of the layer table and of the key table
 W_OFF, B_OFF, N_IN, N_OUT, ACT = range(5)
-BINARY, COL, DIM, FIRST, LAST, OUT_OFF, NORM_OFF = range(7)
+BINARY, COL, DIM, FIRST, LAST, OUT_OFF, NORM_OFF, ONEHOT_OFF = range(8)
 
 
 def available() -> bool:
@@ -73,11 +74,28 @@ if njit is not None:
         return out
 
     @njit(cache=True, nogil=True)
-    def _stack_forward(member, binary_x, dense_x, h, params, block, layers, keys, program, logits_out, h_out):
-        """member [n]: each row's teacher; binary_x [n, Db] uint8, dense_x [n, Dd] float32, h [n, H] float32;
-        params: K contiguous parameter blocks of `block` floats; layers / keys: the tables above;
-        program: enc_width, H, gru w_ih, w_hh, b_ih, b_hh offsets, gru input width, decoder first/last layer, head."""
+    def _stack_forward(
+        member, binary_x, dense_x, h, params, block, layers, keys, program, route, task_src, logits_out, h_out, tidx_out
+    ):
+        """member [n]: each row's teacher (filled here when route is given); binary_x [n, Db] uint8, dense_x [n, Dd]
+        float32, h [n, H] float32; params: K contiguous parameter blocks of `block` floats; layers / keys: the tables
+        above; program: enc_width, H, gru w_ih, w_hh, b_ih, b_hh offsets, gru input width, decoder first/last layer,
+        head. route [2, T] (member, teacher index) per task, task_src (0 dense / 1 binary / -1 none, column, width):
+        routing by the task id's argmax, teacher index written to tidx_out."""
         n = member.shape[0]
+        if route.shape[1] > 0:
+            for r in range(n):
+                task = 0
+                src, c0, width = task_src[0], task_src[1], task_src[2]
+                if src >= 0:
+                    best = -np.inf
+                    for j in range(width):
+                        v = dense_x[r, c0 + j] if src == 0 else np.float32(binary_x[r, c0 + j])
+                        if v > best:
+                            best = v
+                            task = j
+                member[r] = route[0, task]
+                tidx_out[r] = route[1, task]
         enc_width, hs = program[0], program[1]
         w_ih, w_hh, b_ih, b_hh, gru_in = program[2], program[3], program[4], program[5], program[6]
         dec_first, dec_last, head = program[7], program[8], program[9]
@@ -92,6 +110,7 @@ if njit is not None:
             m = stop - start
             p = params[k * block : (k + 1) * block]
             x = np.empty((m, enc_width), dtype=np.float32)
+            hot = np.full((m, keys.shape[0]), -1, dtype=np.int64)  # one-hot rows of keys with a precomputed block
             for key in range(keys.shape[0]):
                 first, last = keys[key, FIRST], keys[key, LAST]
                 col, dim = keys[key, COL], keys[key, DIM]
@@ -109,7 +128,28 @@ if njit is not None:
                                     v_row[o] += t[o]
                     _activate(v, layers[first, ACT])
                     first += 1
-                else:  # the teacher's normaliser: clip((x - mean) * istd)
+                else:
+                    if keys[key, ONEHOT_OFF] >= 0:  # exactly one-hot rows (task ids): encoder and W_ih block skipped
+                        all_hot = True
+                        for a in range(m):
+                            r = rows[a]
+                            ones = 0
+                            for j in range(dim):
+                                xv = dense_x[r, col + j]
+                                if xv == 1.0:
+                                    ones += 1
+                                    hot[a, key] = j
+                                elif xv != 0.0:
+                                    ones = 2
+                            if ones != 1:
+                                hot[a, key] = -1
+                                all_hot = False
+                        if all_hot:
+                            out0 = keys[key, OUT_OFF]
+                            width = layers[last - 1, N_OUT] if last > first else dim
+                            x[:, out0 : out0 + width] = 0.0  # zero inputs: their W_ih rows are skipped
+                            continue
+                    # the teacher's normaliser: clip((x - mean) * istd)
                     nm = keys[key, NORM_OFF]
                     v = np.empty((m, dim), dtype=np.float32)
                     for a in range(m):
@@ -121,11 +161,24 @@ if njit is not None:
                 for li in range(first, last):
                     v = _linear(p, v, layers[li, W_OFF], layers[li, B_OFF], layers[li, N_IN], layers[li, N_OUT], layers[li, ACT])
                 x[:, keys[key, OUT_OFF] : keys[key, OUT_OFF] + v.shape[1]] = v
+                for a in range(m):
+                    if hot[a, key] >= 0:
+                        x[a, keys[key, OUT_OFF] : keys[key, OUT_OFF] + v.shape[1]] = 0.0
             if hs > 0:  # torch.nn.GRU
                 hm = np.empty((m, hs), dtype=np.float32)
                 for a in range(m):
                     hm[a] = h[rows[a]]
                 gi = _linear(p, x, w_ih, b_ih, gru_in, 3 * hs, 0)
+                for key in range(keys.shape[0]):  # precomputed W_ih contributions of one-hot rows
+                    pre = keys[key, ONEHOT_OFF]
+                    if pre >= 0:
+                        for a in range(m):
+                            j = hot[a, key]
+                            if j >= 0:
+                                c = p[pre + j * 3 * hs : pre + (j + 1) * 3 * hs]
+                                g = gi[a]
+                                for o in range(3 * hs):
+                                    g[o] += c[o]
                 gh = _linear(p, hm, w_hh, b_hh, hs, 3 * hs, 0)
                 x = np.empty((m, hs), dtype=np.float32)
                 for a in range(m):
@@ -141,6 +194,15 @@ if njit is not None:
             for a in range(m):
                 logits_out[rows[a]] = lg[a]
             start = stop
+
+
+def _small_unit_box(obs_space, key: str) -> bool:
+    """A short flat key bounded in [0, 1] (a task id): worth precomputing its one-hot rows."""
+    sp = getattr(obs_space, "spaces", {}).get(key)
+    return (
+        sp is not None and len(sp.shape) == 1 and sp.shape[0] <= 64
+        and bool(np.all(sp.low >= 0)) and bool(np.all(sp.high <= 1))
+    )
 
 
 class StackKernel:
@@ -191,7 +253,14 @@ class StackKernel:
                 row = [0, dcol, dim]
                 dcol += dim
             width = layers[-1][N_OUT] if len(layers) > first else dim
-            key_rows.append(row + [first, len(layers), out, norm_off])
+            key_rows.append(row + [first, len(layers), out, norm_off, -1])
+            if key not in stack.folded and stack.gru is not None and _small_unit_box(stack.obs_space, key):
+                # rows that are exactly one-hot (task ids): the encoder's output times this key's block of W_ih,
+                # precomputed per teacher and hot index, replaces both
+                with torch.no_grad():
+                    eye = torch.eye(dim, device=stack.gru[0].device).expand(k, dim, dim)
+                    enc = stack._run(stack.encoders[key], stack._normalize(key, eye))
+                    key_rows[-1][ONEHOT_OFF] = put(torch.bmm(enc, stack.gru[0][:, out : out + width, :]))
             out += width
         self.has_gru = stack.gru is not None  # without a core SF passes its placeholder rnn state through
         program = [out, stack.rnn_size if self.has_gru else 0]
@@ -210,7 +279,7 @@ class StackKernel:
         self.block = offset[0]
         self.params = np.ascontiguousarray(np.concatenate(parts, axis=1).reshape(-1))  # teacher-major blocks
         self.layers = np.array(layers, dtype=np.int64).reshape(-1, 5)
-        self.key_table = np.array(key_rows, dtype=np.int64).reshape(-1, 7)
+        self.key_table = np.array(key_rows, dtype=np.int64).reshape(-1, 8)
         self.program = np.array(program, dtype=np.int64)
 
     @staticmethod
@@ -221,7 +290,33 @@ class StackKernel:
             return np.zeros((n, 0), dtype=dtype)
         return np.ascontiguousarray(np.concatenate([a.reshape(n, -1) for a in arrays], axis=1), dtype=dtype)
 
-    def __call__(self, obs: Dict[str, np.ndarray], h: np.ndarray, member: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def set_route(self, task_key, task_to_member: np.ndarray, task_to_teacher: np.ndarray) -> None:
+        """Let the kernel route rows itself (argmax of `task_key`, None: every row is task 0): one call per batch."""
+        if task_key is None:
+            self.task_src = np.array([-1, 0, 0], dtype=np.int64)
+        else:
+            binary = task_key in self.binary_keys
+            cols = self.binary_keys if binary else self.dense_keys
+            col = int(self.key_table[self.keys.index(task_key), COL])
+            dim = int(self.key_table[self.keys.index(task_key), DIM])
+            assert task_key in cols
+            self.task_src = np.array([1 if binary else 0, col, dim], dtype=np.int64)
+        self.route = np.ascontiguousarray(np.stack([task_to_member, task_to_teacher]).astype(np.int64))
+
+    def routed(self, obs: Dict[str, np.ndarray], h: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As __call__, routed by the task id (set_route). Returns logits, new h, teacher index (float32) [n]."""
+        n = h.shape[0]
+        tidx = np.empty(n, dtype=np.float32)
+        logits, new_h = self(obs, h, np.empty(n, dtype=np.int64), self.route, tidx)
+        return logits, new_h, tidx
+
+    _NO_ROUTE = np.zeros((2, 0), dtype=np.int64)
+    _NO_SRC = np.array([-1, 0, 0], dtype=np.int64)
+    _NO_TIDX = np.zeros(0, dtype=np.float32)
+
+    def __call__(
+        self, obs: Dict[str, np.ndarray], h: np.ndarray, member: np.ndarray, route=None, tidx=None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """obs: key -> [n, D]; h: [n, >= H] float32; member: [n] int64. Returns logits [n, A], new h [n, H]."""
         n = member.shape[0]
         binary = []
@@ -233,7 +328,10 @@ class StackKernel:
         h = np.array(h[:, : self.rnn_size], dtype=np.float32, order="C")  # a copy: returned as is without a core
         logits = np.empty((n, self.num_logits), dtype=np.float32)
         new_h = np.empty_like(h) if self.has_gru else h
+        routing = route is not None
         _stack_forward(
-            member, binary_x, dense_x, h, self.params, self.block, self.layers, self.key_table, self.program, logits, new_h
+            member, binary_x, dense_x, h, self.params, self.block, self.layers, self.key_table, self.program,
+            route if routing else self._NO_ROUTE, self.task_src if routing else self._NO_SRC, logits, new_h,
+            tidx if routing else self._NO_TIDX,
         )
         return logits, new_h

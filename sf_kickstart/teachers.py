@@ -376,8 +376,9 @@ class StackedTeachers:
             var = torch.stack([sd[f"obs_normalizer.running_mean_std.running_mean_std.{key}.running_var"] for sd in sds])
             inv_std = 1.0 / torch.sqrt(var.float() + eps)
             self.norm[key] = (mean.float().unsqueeze(1), inv_std.unsqueeze(1), clip)  # [K, 1, D]
+        self.obs_space = obs_space
         self.keys = list(m.encoder.obs_keys)
-        self.key_dims = {k: int(np.prod(obs_space[k].shape)) for k in self.keys}
+        self.key_dims = {k: int(np.prod(obs_space[k].shape)) for k in self.keys}  # SF's env_info: always a Dict
         self.encoders = {k: mlp(m.encoder.encoders[k].mlp_head, f"encoder.encoders.{k}.mlp_head") for k in self.keys}
         self.gru = None
         if type(m.core).__name__ == "ModelCoreRNN":
@@ -612,8 +613,14 @@ class TeacherBank:
         self.member_of = np.full(max(len(self.teachers), 1), -1, dtype=np.int64)
         for members, _ in self.groups:
             self.member_of[members] = np.arange(len(members))
-        # fast path: one group serves every task
+        # fast paths: one group serves every task; on CPU its kernel routes the rows itself
         self.whole = self.groups[0] if len(self.groups) == 1 and bool((self.task_to_teacher >= 0).all()) else None
+        self.routing_kernel = None
+        if self.whole is not None and self.whole[1] is not None and self.whole[1].kernel is not None:
+            self.routing_kernel = self.whole[1].kernel
+            self.routing_kernel.set_route(
+                TASK_ID_KEY if self.has_task_id else None, self.member_of[self.task_to_teacher], self.task_to_teacher
+            )
 
     def _stack_matches(self, stacked: "StackedTeachers", members: List[int], obs_space) -> bool:
         """The stacked computation must reproduce every member's own forward before it is used."""
@@ -650,6 +657,11 @@ class TeacherBank:
         """obs: raw (unnormalised) observations; rnn_states: [N, self.rnn_size].
         Returns teacher logits [N, num_logits] (0 where no teacher), teacher index [N] (-1 = none), new states."""
         n = rnn_states.shape[0]
+        if self.routing_kernel is not None and rnn_states.device.type == "cpu":
+            logits, new_h, tidx = self.routing_kernel.routed(
+                {k: v.numpy() if isinstance(v, Tensor) else np.asarray(v) for k, v in obs.items()}, rnn_states.numpy()
+            )
+            return torch.from_numpy(logits), torch.from_numpy(tidx), torch.from_numpy(new_h)
         obs = {k: torch.as_tensor(v).to(self.device) for k, v in obs.items()}
         rnn_states = rnn_states.to(self.device)
         tidx = self.teacher_of_rows(obs, n)

@@ -82,7 +82,9 @@ def describe(proc: subprocess.CompletedProcess) -> str:
     return f"rc={proc.returncode}\n--- stdout (tail) ---\n{proc.stdout[-4000:]}\n--- stderr (tail) ---\n{proc.stderr[-4000:]}"
 
 
-def make_teacher_dir(path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int = 32, extra=()) -> str:
+def make_teacher_dir(
+    path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int = 32, extra=(), obs_space=None, action_space=None
+) -> str:
     """A valid SF experiment dir (config.json + checkpoint) with untrained weights: fast to make."""
     import json
 
@@ -95,7 +97,8 @@ def make_teacher_dir(path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int
     cfg, _ = parse_args(
         [f"--env={env}", "--experiment=x", "--encoder_mlp_layers", "32", f"--rnn_size={rnn_size}", "--use_rnn=True", *extra]
     )
-    model = create_actor_critic(cfg, minigrid.observation_space(), spaces.Discrete(7))
+    obs_space = obs_space if obs_space is not None else minigrid.observation_space()
+    model = create_actor_critic(cfg, obs_space, action_space if action_space is not None else spaces.Discrete(7))
     os.makedirs(os.path.join(path, "checkpoint_p0"), exist_ok=True)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(vars(cfg), f)

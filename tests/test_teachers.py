@@ -77,7 +77,9 @@ def test_bank_routes_every_row_to_its_tasks_teacher(teacher_dirs, host, n):
                 assert stacked.traced is not None
     gen = torch.Generator().manual_seed(n)
     task_ids = torch.randint(0, 9, (n,), generator=gen)
-    obs = {"obs": torch.randint(0, 2, (n, 984), dtype=torch.uint8, generator=gen), "task_id": torch.eye(9)[task_ids]}
+    task_id = torch.eye(9)[task_ids]
+    task_id[1::3] *= 0.5  # rows that are not exactly one-hot take the general path, the others a precomputed one
+    obs = {"obs": torch.randint(0, 2, (n, 984), dtype=torch.uint8, generator=gen), "task_id": task_id}
     h = torch.rand(n, bank.rnn_size, generator=gen)
     logits, tidx, new_h = bank.forward(obs, h, 7)
     expected = [0, 0, 1, 1, 2, 2, 3, 3, -1]
@@ -124,3 +126,19 @@ def test_stack_folds_mean_subtraction_scaling_and_deeper_mlps(tmp_path, kernel):
         ref_l, ref_h = bank.teachers[owner].forward({k: v[r : r + 1] for k, v in obs.items()}, h[r : r + 1])
         assert torch.allclose(logits[r : r + 1], ref_l, atol=1e-5)
         assert torch.allclose(new_h[r : r + 1], ref_h, atol=1e-6)
+
+
+def test_teacher_on_a_plain_box_observation_without_task_id(tmp_path):
+    """Envs outside the suites (a flat Box, no task id): one teacher, every row task 0, still its own forward."""
+    obs_space, act_space = spaces.Dict({"obs": spaces.Box(-1.0, 1.0, (4,))}), spaces.Discrete(2)  # as SF's env_info
+    d = make_teacher_dir(str(tmp_path / "t"), env="CartPole-v1", extra=["--normalize_input=True"], obs_space=obs_space,
+                         action_space=act_space)
+    bank = TeacherBank([TeacherSpec(path=d, tasks=["CartPole-v1"])], ["CartPole-v1"], obs_space, act_space)
+    assert bank.routing_kernel is not None
+    gen = torch.Generator().manual_seed(0)
+    obs = {"obs": torch.rand(6, 4, generator=gen) * 2 - 1}
+    h = torch.rand(6, bank.rnn_size, generator=gen)
+    logits, tidx, new_h = bank.forward(obs, h, 2)
+    ref_l, ref_h = bank.teachers[0].forward(obs, h)
+    assert (tidx == 0).all()
+    assert torch.allclose(logits, ref_l, atol=1e-5) and torch.allclose(new_h, ref_h, atol=1e-5)
