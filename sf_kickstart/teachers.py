@@ -32,6 +32,7 @@ from sample_factory.model.action_parameterization import ActionParameterizationD
 from sample_factory.model.actor_critic import ActorCriticSharedWeights, create_actor_critic
 from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
+from sample_factory.utils.utils import log
 
 from sf_kickstart import stack_kernel
 from sf_kickstart.suites.registry import TASK_ID_KEY
@@ -606,7 +607,12 @@ class TeacherBank:
                 by_sig.setdefault(sig, []).append(i)
         for members in by_sig.values():
             stacked = StackedTeachers([self.teachers[i] for i in members], obs_space)
-            if self._stack_matches(stacked, members, obs_space):
+            matches = self._stack_matches(stacked, members, obs_space)
+            if not matches and stacked.kernel is not None:
+                log.warning(f"CPU teacher kernel unusable for {[self.specs[i].name for i in members]}: torch path")
+                stacked.kernel = None
+                matches = self._stack_matches(stacked, members, obs_space)
+            if matches:
                 self.groups.append((members, stacked))
             else:
                 self.groups.extend(([i], None) for i in members)
@@ -624,6 +630,13 @@ class TeacherBank:
 
     def _stack_matches(self, stacked: "StackedTeachers", members: List[int], obs_space) -> bool:
         """The stacked computation must reproduce every member's own forward before it is used."""
+        try:
+            return self._stack_reproduces_members(stacked, members, obs_space)
+        except Exception as exc:  # noqa: BLE001 - e.g. an architecture the kernel cannot compile: not a fast path
+            log.warning(f"Stacked teachers {[self.specs[i].name for i in members]} failed their check: {exc!r}")
+            return False
+
+    def _stack_reproduces_members(self, stacked: "StackedTeachers", members: List[int], obs_space) -> bool:
         gen = torch.Generator().manual_seed(1)
         n = 4 * len(members) + 1
         inputs = _example_inputs(obs_space, self.teachers[members[0]].obs_keys, stacked.rnn_size, n, self.device, gen)

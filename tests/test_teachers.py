@@ -142,3 +142,18 @@ def test_teacher_on_a_plain_box_observation_without_task_id(tmp_path):
     ref_l, ref_h = bank.teachers[0].forward(obs, h)
     assert (tidx == 0).all()
     assert torch.allclose(logits, ref_l, atol=1e-5) and torch.allclose(new_h, ref_h, atol=1e-5)
+
+
+def test_a_kernel_that_disagrees_with_the_teachers_is_not_used(teacher_dirs, monkeypatch):
+    """The fast path is checked against each teacher's own forward: a wrong kernel falls back to the torch path."""
+    from sf_kickstart import stack_kernel
+
+    real = stack_kernel.StackKernel.__call__
+
+    def wrong(self, *args, **kwargs):
+        logits, new_h = real(self, *args, **kwargs)
+        return logits + 0.01, new_h
+
+    monkeypatch.setattr(stack_kernel.StackKernel, "__call__", wrong)
+    bank, _ = _bank(teacher_dirs)
+    assert all(s is not None and s.kernel is None and s.traced is not None for _, s in bank.groups)
