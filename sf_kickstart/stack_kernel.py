@@ -19,7 +19,6 @@ import math
 from typing import Dict, List, Tuple
 
 import numpy as np
-import torch
 
 try:
     from numba import njit
@@ -196,15 +195,6 @@ if njit is not None:
             start = stop
 
 
-def _small_unit_box(obs_space, key: str) -> bool:
-    """A short flat key bounded in [0, 1] (a task id): worth precomputing its one-hot rows."""
-    sp = getattr(obs_space, "spaces", {}).get(key)
-    return (
-        sp is not None and len(sp.shape) == 1 and sp.shape[0] <= 64
-        and bool(np.all(sp.low >= 0)) and bool(np.all(sp.high <= 1))
-    )
-
-
 class StackKernel:
     """A StackedTeachers group laid out for the kernel: one parameter block per teacher and the tables describing it."""
 
@@ -253,14 +243,9 @@ class StackKernel:
                 row = [0, dcol, dim]
                 dcol += dim
             width = layers[-1][N_OUT] if len(layers) > first else dim
-            key_rows.append(row + [first, len(layers), out, norm_off, -1])
-            if key not in stack.folded and stack.gru is not None and _small_unit_box(stack.obs_space, key):
-                # rows that are exactly one-hot (task ids): the encoder's output times this key's block of W_ih,
-                # precomputed per teacher and hot index, replaces both
-                with torch.no_grad():
-                    eye = torch.eye(dim, device=stack.gru[0].device).expand(k, dim, dim)
-                    enc = stack._run(stack.encoders[key], stack._normalize(key, eye))
-                    key_rows[-1][ONEHOT_OFF] = put(torch.bmm(enc, stack.gru[0][:, out : out + width, :]))
+            # exactly one-hot rows (task ids): a precomputed W_ih contribution replaces the encoder and its W_ih block
+            one_hot_off = put(stack.one_hot[key]) if key in stack.one_hot else -1
+            key_rows.append(row + [first, len(layers), out, norm_off, one_hot_off])
             out += width
         self.has_gru = stack.gru is not None  # without a core SF passes its placeholder rnn state through
         program = [out, stack.rnn_size if self.has_gru else 0]
@@ -293,21 +278,16 @@ class StackKernel:
     def set_route(self, task_key, task_to_member: np.ndarray, task_to_teacher: np.ndarray) -> None:
         """Let the kernel route rows itself (argmax of `task_key`, None: every row is task 0): one call per batch."""
         if task_key is None:
-            self.task_src = np.array([-1, 0, 0], dtype=np.int64)
-        else:
-            binary = task_key in self.binary_keys
-            cols = self.binary_keys if binary else self.dense_keys
-            col = int(self.key_table[self.keys.index(task_key), COL])
-            dim = int(self.key_table[self.keys.index(task_key), DIM])
-            assert task_key in cols
-            self.task_src = np.array([1 if binary else 0, col, dim], dtype=np.int64)
+            self.task_src = self._NO_SRC
+        else:  # the key table's BINARY, COL, DIM are the kernel's (source 1 binary / 0 dense, column, width)
+            self.task_src = np.ascontiguousarray(self.key_table[self.keys.index(task_key), [BINARY, COL, DIM]])
         self.route = np.ascontiguousarray(np.stack([task_to_member, task_to_teacher]).astype(np.int64))
 
     def routed(self, obs: Dict[str, np.ndarray], h: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As __call__, routed by the task id (set_route). Returns logits, new h, teacher index (float32) [n]."""
         n = h.shape[0]
         tidx = np.empty(n, dtype=np.float32)
-        logits, new_h = self(obs, h, np.empty(n, dtype=np.int64), self.route, tidx)
+        logits, new_h = self(obs, h, np.empty(n, dtype=np.int64), tidx)
         return logits, new_h, tidx
 
     _NO_ROUTE = np.zeros((2, 0), dtype=np.int64)
@@ -315,9 +295,10 @@ class StackKernel:
     _NO_TIDX = np.zeros(0, dtype=np.float32)
 
     def __call__(
-        self, obs: Dict[str, np.ndarray], h: np.ndarray, member: np.ndarray, route=None, tidx=None
+        self, obs: Dict[str, np.ndarray], h: np.ndarray, member: np.ndarray, tidx=None
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """obs: key -> [n, D]; h: [n, >= H] float32; member: [n] int64. Returns logits [n, A], new h [n, H]."""
+        """obs: key -> [n, D]; h: [n, >= H] float32; member: [n] int64 (routed(): filled by the kernel, with the
+        teacher index written to tidx). Returns logits [n, A], new h [n, H]."""
         n = member.shape[0]
         binary = []
         for key in self.binary_keys:
@@ -328,10 +309,10 @@ class StackKernel:
         h = np.array(h[:, : self.rnn_size], dtype=np.float32, order="C")  # a copy: returned as is without a core
         logits = np.empty((n, self.num_logits), dtype=np.float32)
         new_h = np.empty_like(h) if self.has_gru else h
-        routing = route is not None
+        routing = tidx is not None
         _stack_forward(
             member, binary_x, dense_x, h, self.params, self.block, self.layers, self.key_table, self.program,
-            route if routing else self._NO_ROUTE, self.task_src if routing else self._NO_SRC, logits, new_h,
+            self.route if routing else self._NO_ROUTE, self.task_src if routing else self._NO_SRC, logits, new_h,
             tidx if routing else self._NO_TIDX,
         )
         return logits, new_h

@@ -296,16 +296,24 @@ def stack_signature(teacher: "FrozenTeacher"):
     return (tuple(enc_kinds), core_kind, tuple(dec_kinds), shapes, teacher.rnn_size, norm)
 
 
+def _unit_box(obs_space, key: str) -> Optional[spaces.Box]:
+    """The key's space if it is a flat Box bounded within [0, 1], else None."""
+    sp = obs_space.spaces.get(key) if isinstance(obs_space, spaces.Dict) else None
+    if not isinstance(sp, spaces.Box) or len(sp.shape) != 1:
+        return None
+    return sp if bool(np.all(sp.low >= 0) and np.all(sp.high <= 1)) else None
+
+
 def binary_space(obs_space, key: str) -> bool:
     """A flat observation key whose values can only be 0 or 1 (integer or bool dtype, bounds within [0, 1])."""
-    if not isinstance(obs_space, spaces.Dict) or key not in obs_space.spaces:
-        return False
-    sp = obs_space[key]
-    if not isinstance(sp, spaces.Box) or len(sp.shape) != 1:
-        return False
-    if not (np.issubdtype(sp.dtype, np.integer) or np.issubdtype(sp.dtype, np.bool_)):
-        return False
-    return bool(np.all(sp.low >= 0) and np.all(sp.high <= 1))
+    sp = _unit_box(obs_space, key)
+    return sp is not None and (np.issubdtype(sp.dtype, np.integer) or np.issubdtype(sp.dtype, np.bool_))
+
+
+def task_id_like_space(obs_space, key: str) -> bool:
+    """A short flat key bounded within [0, 1] (a task id): its exactly one-hot rows are worth precomputing."""
+    sp = _unit_box(obs_space, key)
+    return sp is not None and sp.shape[0] <= 64
 
 
 def _normalizer_signature(normalizer):
@@ -377,7 +385,6 @@ class StackedTeachers:
             var = torch.stack([sd[f"obs_normalizer.running_mean_std.running_mean_std.{key}.running_var"] for sd in sds])
             inv_std = 1.0 / torch.sqrt(var.float() + eps)
             self.norm[key] = (mean.float().unsqueeze(1), inv_std.unsqueeze(1), clip)  # [K, 1, D]
-        self.obs_space = obs_space
         self.keys = list(m.encoder.obs_keys)
         self.key_dims = {k: int(np.prod(obs_space[k].shape)) for k in self.keys}  # SF's env_info: always a Dict
         self.encoders = {k: mlp(m.encoder.encoders[k].mlp_head, f"encoder.encoders.{k}.mlp_head") for k in self.keys}
@@ -397,6 +404,17 @@ class StackedTeachers:
             layers = self.encoders[key]
             if binary_space(obs_space, key) and layers and layers[0][0] == "linear":
                 self.folded[key] = self._fold_binary_first_layer(key, *layers[0][1])
+        # short [0, 1] keys (task ids) feeding the GRU: per teacher and hot index, their encoder's output times their
+        # block of W_ih, for rows that are exactly one-hot
+        self.one_hot: Dict[str, Tensor] = {}
+        if self.gru is not None:
+            start = 0
+            for key in self.keys:
+                linears = [val for kind, val in self.encoders[key] if kind == "linear"]
+                width = linears[-1][0].shape[2] if linears else self.key_dims[key]
+                if key not in self.folded and task_id_like_space(obs_space, key):
+                    self.one_hot[key] = self._one_hot_contribution(key, start, width)
+                start += width
         self.kernel = None
         if self.device.type == "cpu" and stack_kernel.available():
             self.kernel = stack_kernel.StackKernel(self)
@@ -414,6 +432,13 @@ class StackedTeachers:
         a = self._normalize(key, zeros)
         b1 = self._normalize(key, zeros + 1.0)
         return (w * (b1 - a).transpose(1, 2)).contiguous(), b + torch.bmm(a, w)
+
+    @torch.no_grad()
+    def _one_hot_contribution(self, key: str, start: int, width: int) -> Tensor:
+        """[K, D, 3H]: the key's encoder on each unit vector (own normaliser) times rows start:start+width of W_ih."""
+        k, d = self.k, self.key_dims[key]
+        eye = torch.eye(d, device=self.gru[0].device).expand(k, d, d)
+        return torch.bmm(self._run(self.encoders[key], self._normalize(key, eye)), self.gru[0][:, start : start + width])
 
     def affine_normalizer(self, key: str, dim: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """_normalize as clip((x - mean) * istd, -clip, clip) per teacher: mean, istd [K, dim], clip [dim]."""
@@ -445,16 +470,16 @@ class StackedTeachers:
         h = example_h[:, : self.rnn_size]
         cut = max(1, example_member.shape[0] // 2 - 1)
         small_member = np.zeros(cut, dtype=np.int64)  # every row on teacher 0: another width and routing
-
-        def padded(obs, h, plan):
-            return [obs[key][plan.gidx] for key in self.keys] + [h[plan.gidx]]
-
         self.traced = _trace_if_exact(
             self.core,
-            padded(example_obs, h, self.plan(example_member)),
-            [padded({k: v[:cut] for k, v in example_obs.items()}, h[:cut], self.plan(small_member))],
+            self._padded(example_obs, h, self.plan(example_member)),
+            [self._padded({k: v[:cut] for k, v in example_obs.items()}, h[:cut], self.plan(small_member))],
             rtol=1e-4,
         )
+
+    def _padded(self, obs: Dict[str, Tensor], h: Tensor, plan: _Plan) -> List[Tensor]:
+        """The torch core's inputs: every key's rows and h, grouped per teacher ([K, width, ...])."""
+        return [obs[key][plan.gidx] for key in self.keys] + [h[:, : self.rnn_size][plan.gidx]]
 
     def _normalize(self, key: str, x: Tensor) -> Tensor:
         """x: [K, rows, D] float; each teacher's own normaliser statistics (as SF's ObservationNormalizer)."""
@@ -494,8 +519,7 @@ class StackedTeachers:
             logits, new_h = self.kernel({k: obs[k].numpy() for k in self.keys}, rnn_states.numpy(), member)
             return torch.from_numpy(logits), torch.from_numpy(new_h)
         plan = self.plan(member)
-        inputs = [obs[key][plan.gidx] for key in self.keys] + [rnn_states[:, : self.rnn_size][plan.gidx]]
-        logits, new_h = (self.traced if self.traced is not None else self.core)(*inputs)
+        logits, new_h = (self.traced if self.traced is not None else self.core)(*self._padded(obs, rnn_states, plan))
         num_logits = logits.shape[-1]
         out = torch.cat([logits, new_h], dim=-1).reshape(-1, num_logits + new_h.shape[-1])[plan.inv]
         return out[:, :num_logits], out[:, num_logits:]
