@@ -124,7 +124,7 @@ def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tu
     unknown_keys = [k for k in preset_values if k not in known]
     if unknown_keys:
         raise PresetError(f"Preset {preset!r} sets unknown flags: {unknown_keys}")
-    if suite.name in ("minigrid", "atari", "dmlab"):
+    if suite.has_suite_score:
         parser.set_defaults(pbt_target_objective="suite_score")  # PBT ranks on the capped mean normalised score
     parser.set_defaults(**{k: v for k, v in preset_values.items() if k != "env"})
 
