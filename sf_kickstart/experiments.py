@@ -1,0 +1,80 @@
+"""A Sample Factory experiment directory, as everything in sf_kickstart reads it.
+
+    <train_dir>/<experiment>/config.json
+    <train_dir>/<experiment>/checkpoint_p<policy>/checkpoint_<train_step>_<env_steps>.pth   (and best_*.pth)
+    <train_dir>/<experiment>/.summary/<policy>/events.out.tfevents.*
+
+One resolver for an experiment given by path or by name under a train_dir, one finder of a policy's checkpoints,
+one checkpoint loader (`weights_only=False`: SF checkpoints hold numpy scalars, torch>=2.6 changed the default) with
+its one error, used by teachers, the learner, the entry point, the report and the tests.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Dict, List, Optional
+
+
+class ExperimentError(ValueError):
+    """An experiment directory, config or checkpoint that cannot be used."""
+
+
+class CheckpointLoadError(ExperimentError):
+    pass
+
+
+def experiment_dir_candidates(path: str, train_dir: Optional[str]) -> List[str]:
+    """Where `path` may be: as given, then (relative paths) under train_dir, as sf_kickstart.train resolves it."""
+    candidates = [path]
+    if train_dir and not os.path.isabs(path):
+        candidates.append(os.path.join(train_dir, path))
+    return candidates
+
+
+def find_experiment_dir(path: str, train_dir: Optional[str]) -> Optional[str]:
+    """The absolute experiment directory `path` names, or None."""
+    for c in experiment_dir_candidates(path, train_dir):
+        if os.path.isdir(c):
+            return os.path.abspath(c)
+    return None
+
+
+def checkpoint_paths(exp_dir: str, policy: int = 0, kind: str = "latest") -> List[str]:
+    """A policy's checkpoints, oldest first (SF's names sort by train step). kind: latest (checkpoint_*) | best."""
+    prefix = dict(latest="checkpoint", best="best")[kind]
+    return sorted(glob.glob(os.path.join(exp_dir, f"checkpoint_p{policy}", f"{prefix}_*.pth")))
+
+
+def latest_checkpoint(exp_dir: str, policy: int = 0) -> Optional[str]:
+    paths = checkpoint_paths(exp_dir, policy)
+    return paths[-1] if paths else None
+
+
+def load_checkpoint(path: str, device="cpu", hint: str = "") -> Dict:
+    """An SF checkpoint dict; CheckpointLoadError (with `hint` appended) when it cannot be read or is not one."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is unusable
+        raise CheckpointLoadError(f"Checkpoint {path!r} could not be loaded ({type(exc).__name__}: {exc}){hint}") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointLoadError(f"Checkpoint {path!r} is not a Sample Factory checkpoint (no 'model' state dict){hint}")
+    return ckpt
+
+
+def read_config(exp_dir: str) -> Optional[Dict]:
+    """config.json as a dict; None when absent; ExperimentError when unreadable or not a JSON object."""
+    path = os.path.join(exp_dir, "config.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (ValueError, OSError) as exc:
+        raise ExperimentError(f"config {path!r} is not valid JSON: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise ExperimentError(f"config {path!r} is not a JSON object")
+    return cfg
