@@ -78,3 +78,45 @@ def read_config(exp_dir: str) -> Optional[Dict]:
     if not isinstance(cfg, dict):
         raise ExperimentError(f"config {path!r} is not a JSON object")
     return cfg
+
+
+def format_frames(frames: Optional[float], digits: Optional[int] = 3) -> str:
+    """250000 -> '250k', 2.5e6 -> '2.5M' (digits: significant digits, None: all); None -> '-'."""
+    if frames is None:
+        return "-"
+    spec = "g" if digits is None else f".{digits}g"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(frames) >= div:
+            return f"{frames / div:{spec}}{unit}"
+    return f"{frames:.0f}" if digits is not None else f"{frames:g}"
+
+
+def scalar_points(exp_dir: str, tag: str, policy: int = 0) -> List[tuple]:
+    """[(step, value)] of one tensorboard tag of a policy (tensorboard's own reader), [] when the tag is absent."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(os.path.join(exp_dir, ".summary", str(policy)), size_guidance={"scalars": 0})
+    ea.Reload()
+    if tag not in ea.Tags()["scalars"]:
+        return []
+    return [(e.step, e.value) for e in ea.Scalars(tag)]
+
+
+def run_train(args: List[str], log_path: Optional[str] = None, timeout: Optional[float] = None,
+              module: str = "sf_kickstart.train", check: bool = False):
+    """`python -m sf_kickstart.train ARGS` in a subprocess from the repository root (the repo on PYTHONPATH).
+    log_path: stdout and stderr go there, else they are captured. check: RuntimeError on a non-zero exit."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", module, *args]
+    if log_path is None:
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+    else:
+        with open(log_path, "w") as log:
+            proc = subprocess.run(cmd, cwd=repo, env=env, stdout=log, stderr=log, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"training failed (rc={proc.returncode})" + (f", see {log_path}" if log_path else ""))
+    return proc

@@ -15,7 +15,6 @@ import copy
 import math
 from typing import Dict, Optional
 
-import numpy as np
 import torch
 
 from sample_factory.algo.learning.learner import Learner

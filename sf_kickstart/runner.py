@@ -177,8 +177,8 @@ class KickstartInferenceWorker(RobustInferenceWorker):
 
 class KickstartSampler(RobustSampler):
     def __init__(self, *args, layout: Optional[KickstartLayout] = None, **kwargs):
+        self.layout = layout  # before SF's __init__, which makes the workers
         super().__init__(*args, **kwargs)
-        self.layout = layout
 
     def _make_inference_worker(self, event_loop, policy_id, worker_idx, param_server):
         return KickstartInferenceWorker(

@@ -19,7 +19,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import List, Mapping
 
-from sf_kickstart.tags import SUITE_SCORE_KEY
+from sf_kickstart.tags import SUITE_SCORE_KEY  # noqa: F401 - re-exported: suites and tests import it from here
 
 TASK_ID_KEY = "task_id"
 
