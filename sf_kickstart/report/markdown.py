@@ -4,7 +4,7 @@ here)."""
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from sf_kickstart import tags
 from sf_kickstart.experiments import format_frames
@@ -140,26 +140,24 @@ def _table3(a: Analysis) -> List[str]:
     return md
 
 
+def _final_values(a: Analysis, title: str, table: Dict[str, Dict[str, Optional[float]]], columns, labels) -> List[str]:
+    """A table of final values per method (rows: the methods that have any)."""
+    if not table:
+        return []
+    rows = [[_method_cell(a, m)] + [num(table[m][c]) for c in columns] for m in a.methods if m in table]
+    return [title, "", _table(["method"] + list(labels), rows), ""]
+
+
 def _diagnostics(a: Analysis) -> List[str]:
     """Final kickstart diagnostics per method."""
-    md: List[str] = []
-    if a.diagnostics:
-        md += ["## Kickstarting diagnostics (final values, mean over runs)", ""]
-        header = ["method"] + [f"`{k}`" for k in tags.KS_DIAGNOSTICS]
-        rows = [[_method_cell(a, m)] + [num(a.diagnostics[m][k]) for k in tags.KS_DIAGNOSTICS] for m in a.methods if m in a.diagnostics]
-        md += [_table(header, rows), ""]
-    return md
+    title = "## Kickstarting diagnostics (final values, mean over runs)"
+    return _final_values(a, title, a.diagnostics, tags.KS_DIAGNOSTICS, [f"`{k}`" for k in tags.KS_DIAGNOSTICS])
 
 
 def _task_scores(a: Analysis) -> List[str]:
     """Final normalised score per task."""
-    md: List[str] = []
-    if a.task_scores:
-        md += ["## Final normalised score per task (`suite/<Task>_normalized`, mean over runs)", ""]
-        header = ["method"] + a.tasks
-        rows = [[_method_cell(a, m)] + [num(a.task_scores[m][t]) for t in a.tasks] for m in a.methods if m in a.task_scores]
-        md += [_table(header, rows), ""]
-    return md
+    title = "## Final normalised score per task (`suite/<Task>_normalized`, mean over runs)"
+    return _final_values(a, title, a.task_scores, a.tasks, a.tasks)
 
 
 def _pbt(a: Analysis) -> List[str]:
