@@ -322,7 +322,7 @@ def select_experiments(experiments: List[Experiment], opts: Options, notes: List
     return selected
 
 
-def units_by_method(selected: List[Experiment], metric_of=None) -> Dict[str, List[Unit]]:
+def units_by_method(selected: List[Experiment]) -> Dict[str, List[Unit]]:
     all_units: Dict[str, List[Unit]] = {}
     for e in selected:
         for pid, scalars in sorted(e.policies.items()):
