@@ -228,6 +228,19 @@ if njit is not None:
             _teacher_rows(net, k, batch, order[start:stop], out)
             start = stop
 
+    @njit(cache=True, nogil=True)
+    def _forward(params, block, layers, keys, program, task_member, task_teacher, source, column, width,
+                 member, binary_x, dense_x, h, logits, h_out, tidx):
+        """The entry point: `StackKernel.__call__` passes the fields of Net, Route, Batch and Outputs (in their
+        order) as plain arrays and ints, which numba dispatches fast (NamedTuple arguments cost more to type-check
+        than a small batch costs to compute); they are named again here."""
+        p = program
+        prog = Program(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9])
+        _stack_forward(
+            Net(params, block, layers, keys, prog), Route(task_member, task_teacher, source, column, width),
+            Batch(member, binary_x, dense_x, h), Outputs(logits, h_out, tidx),
+        )
+
 
 class Program(NamedTuple):
     """Where the non-encoder parts of a teacher's block are: widths and offsets into its parameter block / layer table."""
@@ -362,6 +375,8 @@ class StackKernel:
         self.binary_keys = [key for key in self.keys if key in stack.folded]
         self.dense_keys = [key for key in self.keys if key not in stack.folded]
         self.net = build_net(stack)
+        # Net's fields as the kernel's entry takes them (Program as an int64 array in its field order)
+        self.static_args = (*self.net[:4], np.array(self.net.program, dtype=np.int64))
         self.has_gru = stack.gru is not None
         self.num_logits = int(self.net.layers[-1, N_OUT])
         self.rnn_size = stack.rnn_size
@@ -402,13 +417,15 @@ class StackKernel:
         for key in self.binary_keys:
             x = obs[key]
             binary.append(x.view(np.uint8) if x.dtype.itemsize == 1 else (x != 0).astype(np.uint8))
+        binary_x = self._columns(binary, n, np.uint8)
+        dense_x = self._columns([obs[key] for key in self.dense_keys], n, np.float32)
         h = np.array(h[:, : self.rnn_size], dtype=np.float32, order="C")  # a copy: returned as is without a core
-        batch = Batch(member, self._columns(binary, n, np.uint8),
-                      self._columns([obs[key] for key in self.dense_keys], n, np.float32), h)
-        out = Outputs(np.empty((n, self.num_logits), dtype=np.float32), np.empty_like(h) if self.has_gru else h,
-                      tidx if tidx is not None else _NO_TIDX)
-        _stack_forward(self.net, self.route if tidx is not None else NO_ROUTE, batch, out)
-        return out.logits, out.h
+        logits = np.empty((n, self.num_logits), dtype=np.float32)
+        new_h = np.empty_like(h) if self.has_gru else h
+        # Net, Route, Batch and Outputs, field by field
+        _forward(*self.static_args, *(self.route if tidx is not None else NO_ROUTE),
+                 member, binary_x, dense_x, h, logits, new_h, tidx if tidx is not None else _NO_TIDX)
+        return logits, new_h
 
 
 class KernelExecutor:
