@@ -1,0 +1,222 @@
+"""python -m sf_kickstart.tune [sf_kickstart.train flags] [--num_policies=N] [tune flags]
+
+A Population Based Training population of kickstarted students on Ray Tune (`ray.tune.schedulers.
+PopulationBasedTraining`), for populations beyond one machine. Every `sf_kickstart.train` flag passes through to each
+member; Sample Factory's PBT flags keep their meaning:
+  --num_policies            population size (>= 2)
+  --train_for_env_steps     each member's frame budget
+  --pbt_period_env_steps    the perturbation interval (each member's `sf_kickstart.train` run covers one)
+  --pbt_start_mutation      no exploit before this many frames (Tune's burn-in)
+  --pbt_replace_fraction    the bottom / top fraction that exploits / is copied (Tune's quantile_fraction)
+  --pbt_mutation_rate, --pbt_perturb_min, --pbt_perturb_max, --kickstart_pbt_zero_below: explore (space.py)
+Ours: see `add_tune_args`. Everything is checked before Ray starts: bad input is one error, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from sample_factory.utils.utils import str2bool
+
+from sf_kickstart.tune.population import POPULATION_MARKER
+
+SF_METRICS = ("reward/reward", "len/len", "policy_stats/avg_true_objective")
+# flags the driver sets for each member (a member is one Sample Factory policy trained in its own experiment dir)
+MEMBER_FLAGS = ("num_policies", "with_pbt", "experiment", "train_dir", "train_for_env_steps", "restart_behavior", "seed")
+
+
+class TuneInputError(ValueError):
+    pass
+
+
+def add_tune_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ray tune")
+    g.add_argument("--ray_address", default=None, help="an existing Ray cluster ('auto', or host:port of its head); "
+                   "default: start a local Ray on this machine")
+    g.add_argument("--num_cpus", default=None, type=int, help="local Ray: CPUs it may use (default: all)")
+    g.add_argument("--num_gpus", default=None, type=int, help="local Ray: GPUs it may use (default: Ray detects)")
+    g.add_argument("--tune_cpus_per_trial", default=None, type=float, help="CPUs a member asks for (default: "
+                   "--num_workers + 1: its rollout workers, learner and inference worker share them)")
+    g.add_argument("--tune_gpus_per_trial", default=None, type=float, help="GPUs a member asks for (default: 1 with "
+                   "--device=gpu, else 0)")
+    g.add_argument("--tune_metric", default=None, help="tensorboard tag PBT ranks members by (default: suite/score "
+                   "on a scored suite, else reward/reward, the mean return)")
+    g.add_argument("--tune_hyperparams", default=None, help="comma-separated: learning_rate, exploration_loss_coeff, "
+                   "kickstart_lambda, kickstart_rho (all ρ_i) or kickstart_rho_<teacher> (default: all of them)")
+    g.add_argument("--tune_resample_probability", default=0.25, type=float,
+                   help="an explored value is resampled from its prior with this probability, else perturbed")
+    g.add_argument("--tune_prior_range", default=4.0, type=float, help="prior: log-uniform [v/R, v*R] around the "
+                   "flags' value v; also the initial members' distribution")
+    g.add_argument("--tune_synch", default=False, type=str2bool, help="synchronous PBT: every member waits at each "
+                   "interval (deterministic exploits; the default asynchronous PBT scales better)")
+    g.add_argument("--tune_max_failures", default=3, type=int, help="retries of a crashed member from its last "
+                   "checkpoint before it counts as failed (the population goes on)")
+    g.add_argument("--tune_checkpoints_to_keep", default=3, type=int, help="Tune checkpoints kept per member")
+    g.add_argument("--tune_object_store_mb", default=128, type=int, help="local Ray: object store size (MB)")
+
+
+def split_argv(argv: Sequence[str]) -> Tuple[argparse.Namespace, List[str]]:
+    p = argparse.ArgumentParser(prog="python -m sf_kickstart.tune", add_help=False)
+    add_tune_args(p)
+    return p.parse_known_args(list(argv))
+
+
+def strip_flags(argv: Sequence[str], names: Sequence[str]) -> List[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a[2:].split("=", 1)[0] if a.startswith("--") else None
+        if name in names:
+            skip = "=" not in a
+            continue
+        out.append(a)
+    return out
+
+
+def written_tags(cfg, suite) -> List[str]:
+    """The score tags every run of this env writes (a scored suite writes its own episode summaries instead of
+    Sample Factory's reward/len ones)."""
+    from sf_kickstart.train import SCORED_SUITES
+
+    if suite.name not in SCORED_SUITES:
+        return list(SF_METRICS)
+    tags = ["suite/score", "suite/mean_normalized", "policy_stats/avg_suite_score"]
+    for task in suite.task_names(cfg.env):
+        tags += [f"suite/{task}_score", f"suite/{task}_normalized"]
+    return tags
+
+
+def check_population(cfg, args) -> None:
+    if cfg.num_policies < 2:
+        raise TuneInputError(f"a PBT population needs --num_policies >= 2 (got {cfg.num_policies})")
+    if cfg.pbt_period_env_steps <= 0 or cfg.train_for_env_steps <= 0:
+        raise TuneInputError("--pbt_period_env_steps and --train_for_env_steps must be > 0")
+    if cfg.train_for_env_steps >= 1e12:
+        raise TuneInputError("give each member a frame budget: --train_for_env_steps")
+    if args.tune_max_failures < 0 or args.tune_checkpoints_to_keep < 1:
+        raise TuneInputError("--tune_max_failures must be >= 0 and --tune_checkpoints_to_keep >= 1")
+    if not 0 < cfg.pbt_replace_fraction <= 0.5:
+        raise TuneInputError("--pbt_replace_fraction must be in (0, 0.5]")
+
+
+def resources(cfg, args) -> Dict[str, float]:
+    cpus = args.tune_cpus_per_trial if args.tune_cpus_per_trial is not None else cfg.num_workers + 1
+    gpus = args.tune_gpus_per_trial if args.tune_gpus_per_trial is not None else (1 if cfg.device == "gpu" else 0)
+    if cpus <= 0 or gpus < 0:
+        raise TuneInputError("--tune_cpus_per_trial must be > 0 and --tune_gpus_per_trial >= 0")
+    if args.ray_address is None:
+        have = args.num_cpus if args.num_cpus is not None else os.cpu_count()
+        if cpus > have:
+            raise TuneInputError(f"a member asks for {cpus:g} CPUs but the local Ray has {have} (--num_cpus): no "
+                                 f"member could start; lower --tune_cpus_per_trial")
+    return {"cpu": cpus, "gpu": gpus}
+
+
+def prepare(argv: Sequence[str]):
+    """Parse and check everything; returns (cfg, args, space, plan, resources). Raises the project's user errors."""
+    from sf_kickstart.train import parse_args, prepare as prepare_member
+    from sf_kickstart.tune.space import DEFAULT_HYPERPARAMS, SF_KEYS, build_space
+    from sf_kickstart.tune.trial import TrialPlan, member_name
+
+    args, rest = split_argv(argv)
+    cfg, suite = parse_args(rest)
+    check_population(cfg, args)
+    res = resources(cfg, args)
+    train_dir = os.path.abspath(cfg.train_dir)
+    root = os.path.join(train_dir, cfg.experiment)
+    if os.path.exists(os.path.join(root, POPULATION_MARKER)):
+        raise TuneInputError(f"{root} already holds a Tune population: give a new --experiment")
+    metric = args.tune_metric or ("suite/score" if "suite/score" in written_tags(cfg, suite) else "reward/reward")
+    if metric not in written_tags(cfg, suite):
+        raise TuneInputError(f"--tune_metric={metric}: the runs never write this tag; they write "
+                             f"{', '.join(written_tags(cfg, suite))}")
+    member_argv = strip_flags(rest, MEMBER_FLAGS)
+    # each member's run is checked as sf_kickstart.train checks it (teachers, suite, schedule, env in a fresh process)
+    mcfg, layout, _ = prepare_member(member_argv + [f"--train_dir={train_dir}", f"--experiment={member_name(0)}",
+                                                    "--num_policies=1", "--with_pbt=False"])
+    teachers = {s.name: float(s.rho) for s in layout.specs} if layout is not None else {}
+    names = args.tune_hyperparams.split(",") if args.tune_hyperparams else (DEFAULT_HYPERPARAMS if teachers else SF_KEYS)
+    space = build_space(mcfg, teachers, [n.strip() for n in names if n.strip()], args.tune_resample_probability,
+                        args.tune_prior_range)
+    plan = TrialPlan(argv=member_argv, root=root, total_frames=int(cfg.train_for_env_steps),
+                     interval=int(cfg.pbt_period_env_steps), metric=metric, cwd=os.getcwd(), seed=cfg.seed)
+    return cfg, args, space, plan, res
+
+
+def start_ray(args) -> None:
+    import ray
+
+    from sf_kickstart.tune.trial import repo_root
+
+    pythonpath = os.pathsep.join(p for p in (repo_root(), os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+    if args.ray_address is not None:
+        ray.init(address=args.ray_address, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+        return
+    os.environ["PYTHONPATH"] = pythonpath  # the local Ray's workers inherit it
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=args.num_cpus or os.cpu_count(), num_gpus=args.num_gpus, include_dashboard=False,
+             object_store_memory=args.tune_object_store_mb * 1024 * 1024, log_to_driver=False)
+
+
+def write_marker(plan, cfg, space, status: str) -> None:
+    from sf_kickstart.tune.trial import member_name
+
+    os.makedirs(plan.root, exist_ok=True)
+    marker = dict(status=status, members=[member_name(i) for i in range(cfg.num_policies)], metric=plan.metric,
+                  interval=plan.interval, total_frames=plan.total_frames, hyperparams=space.mutated,
+                  defaults=space.defaults)
+    with open(os.path.join(plan.root, POPULATION_MARKER), "w") as f:
+        json.dump(marker, f, indent=1)
+
+
+def run_population(cfg, args, space, plan, res) -> int:
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    from sf_kickstart.tune.trial import run_trial, trial_dirname
+
+    scheduler = PopulationBasedTraining(
+        time_attr="env_steps", metric="score", mode="max", perturbation_interval=plan.interval,
+        burn_in_period=float(cfg.pbt_start_mutation), quantile_fraction=float(cfg.pbt_replace_fraction),
+        custom_explore_fn=space.explore_config, synch=args.tune_synch, log_config=True,
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(run_trial, plan=plan), res),
+        param_space={"hp": tune.grid_search([space.initial(i, cfg.seed or 0) for i in range(cfg.num_policies)])},
+        tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=False, trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(
+            name=cfg.experiment, storage_path=os.path.dirname(plan.root), verbose=1,
+            stop={"env_steps": plan.total_frames},  # a member's last result is never a perturbation point
+            failure_config=tune.FailureConfig(max_failures=args.tune_max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=args.tune_checkpoints_to_keep),
+        ),
+    )
+    write_marker(plan, cfg, space, "running")
+    results = tuner.fit()
+    failed = len(results.errors)
+    write_marker(plan, cfg, space, "finished" if not failed else f"{failed} member(s) failed")
+    return 0 if not failed else 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from sf_kickstart.train import USER_ERRORS, PresetError
+    from sf_kickstart.tune.space import HyperparamError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg, args, space, plan, res = prepare(argv)
+    except (TuneInputError, HyperparamError, PresetError, *USER_ERRORS) as exc:
+        print(f"sf_kickstart: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        start_ray(args)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        print(f"sf_kickstart: error: could not start or reach Ray ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
+    return run_population(cfg, args, space, plan, res)

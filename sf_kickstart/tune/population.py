@@ -1,0 +1,113 @@
+"""Reads a Ray Tune population (written by `python -m sf_kickstart.tune`) as one PBT experiment for sf_kickstart.report.
+
+A population dir holds `tune_population.json`, one Sample Factory experiment per member (`member_NN/`), Tune's trial
+dirs (`trial_NN/progress.csv`) and Tune's PBT log (`pbt_global.txt`: one JSON line per exploit, [member tag, source
+tag, member iteration, source iteration, source config, new config]; a tag starts with the trial's index). It becomes
+one report Experiment whose policies are the members, exactly like an in-process PBT run whose policies are its
+members: per-member curves, top-k mean, λ per member. Each exploit becomes a `kickstart/pbt_exploit_from` point of
+the receiving member (step: its frames when it exploited; value: the source member), the tag sf_kickstart.pbt writes, so the report draws the same exploit arrows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Dict, List, Sequence, Set, Tuple
+
+import numpy as np
+
+from sf_kickstart.report import EXPLOIT_TAG, Experiment, Series, parse_experiment_name, read_scalars
+POPULATION_MARKER = "tune_population.json"  # written by sf_kickstart.tune.cli
+PBT_LOG = "pbt_global.txt"
+
+
+def find_populations(roots: Sequence[str]) -> List[str]:
+    found = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            if POPULATION_MARKER in filenames:
+                found.append(os.path.normpath(dirpath))
+                dirnames[:] = []
+            else:
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return found
+
+
+def _frames_by_iteration(progress_csv: str) -> Dict[int, float]:
+    out: Dict[int, float] = {}
+    if os.path.isfile(progress_csv):
+        with open(progress_csv, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("training_iteration") and row.get("env_steps"):
+                    out.setdefault(int(row["training_iteration"]), float(row["env_steps"]))  # first report wins
+    return out
+
+
+def exploit_events(root: str) -> Tuple[List[Tuple[float, int, int]], List[str]]:
+    """(member's frames at the exploit, member, source member) for each line of Tune's PBT log. The frames are the
+    member's own at the iteration it had just reported (the log's iteration of the source is not reliable under
+    synchronous PBT, where the source may be paused), as sf_kickstart.pbt logs them."""
+    events, notes = [], []
+    path = os.path.join(root, PBT_LOG)
+    if not os.path.isfile(path):
+        return events, notes
+    frames: Dict[int, Dict[int, float]] = {}
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            tag, source_tag, iteration = json.loads(line)[:3]
+            member, source = int(str(tag).split("_")[0]), int(str(source_tag).split("_")[0])
+            if member not in frames:
+                frames[member] = _frames_by_iteration(os.path.join(root, f"trial_{member:02d}", "progress.csv"))
+            if int(iteration) in frames[member]:
+                events.append((frames[member][int(iteration)], member, source))
+            else:
+                notes.append(f"{PBT_LOG}: member {member} <- {source} at its iteration {iteration}: no frames for that "
+                             f"iteration in trial_{member:02d}/progress.csv (arrow left out)")
+    return sorted(events), notes
+
+
+def load_population(root: str) -> Experiment:
+    with open(os.path.join(root, POPULATION_MARKER)) as f:
+        marker = json.load(f)
+    name = os.path.basename(os.path.normpath(root))
+    method, seed = parse_experiment_name(name)
+    cfg: Dict = {}
+    first = os.path.join(root, marker["members"][0], "config.json")
+    if os.path.isfile(first):
+        with open(first) as f:
+            cfg = json.load(f)
+    cfg.update(with_pbt=True, num_policies=len(marker["members"]), train_for_env_steps=marker["total_frames"],
+               experiment=name)
+    status = "finished" if marker.get("status") == "finished" else "unfinished"
+    exp = Experiment(path=root, name=name, method=method, seed=seed if seed is not None else cfg.get("seed"), cfg=cfg,
+                     status=status)
+    if status != "finished":
+        exp.notes.append(f"Tune population status: {marker.get('status')}")
+    for i, member in enumerate(marker["members"]):
+        summary = os.path.join(root, member, ".summary", "0")
+        if os.path.isdir(summary):
+            exp.policies[i], file_notes = read_scalars(summary)
+            exp.notes.extend(file_notes)
+        else:
+            exp.notes.append(f"{member}: no summaries yet")
+    events, notes = exploit_events(root)
+    exp.notes.extend(notes)
+    for member in sorted({m for _, m, _ in events}):
+        pts = [(frames, source) for frames, m, source in events if m == member]
+        steps, values = np.array([p[0] for p in pts]), np.array([float(p[1]) for p in pts])
+        exp.policies.setdefault(member, {})[EXPLOIT_TAG] = Series(steps, values, np.zeros(len(pts)))
+    return exp
+
+
+def load_populations(roots: Sequence[str]) -> Tuple[List[Experiment], Set[str]]:
+    """The populations under `roots`, and the real paths of their member dirs (not separate experiments)."""
+    populations, members = [], set()
+    for root in find_populations(roots):
+        exp = load_population(root)
+        populations.append(exp)
+        with open(os.path.join(root, POPULATION_MARKER)) as f:
+            members |= {os.path.realpath(os.path.join(root, m)) for m in json.load(f)["members"]}
+    return populations, members
