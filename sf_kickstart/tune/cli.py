@@ -40,7 +40,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num_cpus", default=None, type=int, help="local Ray: CPUs it may use (default: all)")
     g.add_argument("--num_gpus", default=None, type=int, help="local Ray: GPUs it may use (default: Ray detects)")
     g.add_argument("--tune_cpus_per_trial", default=None, type=float, help="CPUs a member asks for (default: "
-                   "--num_workers + 1: its rollout workers, learner and inference worker share them)")
+                   "--num_workers, the busy processes; its learner and inference worker share them)")
     g.add_argument("--tune_gpus_per_trial", default=None, type=float, help="GPUs a member asks for (default: 1 with "
                    "--device=gpu, else 0)")
     g.add_argument("--tune_metric", default=None, help="tensorboard tag PBT ranks members by (default: suite/score "
@@ -106,7 +106,7 @@ def check_population(cfg, args) -> None:
 
 
 def resources(cfg, args) -> Dict[str, float]:
-    cpus = args.tune_cpus_per_trial if args.tune_cpus_per_trial is not None else cfg.num_workers + 1
+    cpus = args.tune_cpus_per_trial if args.tune_cpus_per_trial is not None else max(1, cfg.num_workers)
     gpus = args.tune_gpus_per_trial if args.tune_gpus_per_trial is not None else (1 if cfg.device == "gpu" else 0)
     if cpus <= 0 or gpus < 0:
         raise TuneInputError("--tune_cpus_per_trial must be > 0 and --tune_gpus_per_trial >= 0")

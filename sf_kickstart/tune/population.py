@@ -5,7 +5,7 @@ dirs (`trial_NN/progress.csv`) and Tune's PBT log (`pbt_global.txt`: one JSON li
 tag, member iteration, source iteration, source config, new config]; a tag starts with the trial's index). It becomes
 one report Experiment whose policies are the members, exactly like an in-process PBT run whose policies are its
 members: per-member curves, top-k mean, λ per member. Each exploit becomes a `kickstart/pbt_exploit_from` point of
-the receiving member (step: its frames when it exploited; value: the source member), the tag sf_kickstart.pbt writes, so the report draws the same exploit arrows.
+the receiving member (step: the frames it continued from; value: the source member), the tag sf_kickstart.pbt writes, so the report draws the same exploit arrows.
 """
 
 from __future__ import annotations
@@ -34,38 +34,42 @@ def find_populations(roots: Sequence[str]) -> List[str]:
     return found
 
 
-def _frames_by_iteration(progress_csv: str) -> Dict[int, float]:
-    out: Dict[int, float] = {}
+def _restarts_from_others(progress_csv: str, member: int) -> List[Tuple[float, int]]:
+    """(frames it continued from, source member) for each result of the member that started from another member's
+    checkpoint (sf_kickstart.tune.trial reports `started_from` and the interval's frames with every result)."""
+    out: List[Tuple[float, int]] = []
     if os.path.isfile(progress_csv):
         with open(progress_csv, newline="") as f:
             for row in csv.DictReader(f):
-                if row.get("training_iteration") and row.get("env_steps"):
-                    out.setdefault(int(row["training_iteration"]), float(row["env_steps"]))  # first report wins
+                if row.get("started_from") not in (None, "") and int(row["started_from"]) != member:
+                    out.append((float(row["env_steps"]) - float(row["interval_frames"]), int(row["started_from"])))
     return out
 
 
 def exploit_events(root: str) -> Tuple[List[Tuple[float, int, int]], List[str]]:
-    """(member's frames at the exploit, member, source member) for each line of Tune's PBT log. The frames are the
-    member's own at the iteration it had just reported (the log's iteration of the source is not reliable under
-    synchronous PBT, where the source may be paused), as sf_kickstart.pbt logs them."""
+    """(frames the member continued from, member, source member) for each line of Tune's PBT log. The log says who
+    copied whom, in order; its iteration columns are not reliable under synchronous PBT (a paused trial's last result
+    is reset), so the frames come from the member's k-th result that started from another member's checkpoint."""
     events, notes = [], []
     path = os.path.join(root, PBT_LOG)
     if not os.path.isfile(path):
         return events, notes
-    frames: Dict[int, Dict[int, float]] = {}
+    seen: Dict[int, int] = {}
+    restarts: Dict[int, List[Tuple[float, int]]] = {}
     with open(path) as f:
         for line in f:
             if not line.strip():
                 continue
-            tag, source_tag, iteration = json.loads(line)[:3]
+            tag, source_tag = json.loads(line)[:2]
             member, source = int(str(tag).split("_")[0]), int(str(source_tag).split("_")[0])
-            if member not in frames:
-                frames[member] = _frames_by_iteration(os.path.join(root, f"trial_{member:02d}", "progress.csv"))
-            if int(iteration) in frames[member]:
-                events.append((frames[member][int(iteration)], member, source))
+            if member not in restarts:
+                restarts[member] = _restarts_from_others(os.path.join(root, f"trial_{member:02d}", "progress.csv"), member)
+            k = seen[member] = seen.get(member, -1) + 1
+            if k < len(restarts[member]) and restarts[member][k][1] == source:
+                events.append((restarts[member][k][0], member, source))
             else:
-                notes.append(f"{PBT_LOG}: member {member} <- {source} at its iteration {iteration}: no frames for that "
-                             f"iteration in trial_{member:02d}/progress.csv (arrow left out)")
+                notes.append(f"{PBT_LOG}: member {member} <- {source} (exploit {k + 1} of the member): no result of the "
+                             f"member after it in trial_{member:02d}/progress.csv (arrow left out)")
     return sorted(events), notes
 
 
