@@ -188,3 +188,32 @@ def test_population_exploits_and_continues_from_the_source(tmp_path):
     (exp_,) = load_experiments([str(tmp_path)])  # the teacher has no .summary: not an experiment
     assert exp_.pbt and sorted(exp_.policies) == [0, 1]
     assert exploit_frames(exp_) == [(float(donor_frames), member, source)]
+
+
+@pytest.mark.e2e
+def test_a_crashed_member_is_retried_from_its_last_checkpoint_and_the_population_goes_on(tmp_path, monkeypatch):
+    # the first run of a member's second interval crashes (its env cannot be created), once; no exploits
+    monkeypatch.setenv("SF_KICKSTART_TEST_CRASH", f"{tmp_path / 'crashed'}|--train_for_env_steps=2000")
+    proc = run_train(
+        [
+            "--env=tests.failing_env:SfKickstartCrashOnce-v0", "--experiment=pop", f"--train_dir={tmp_path}",
+            "--num_policies=2", "--pbt_period_env_steps=1000", "--train_for_env_steps=2000",
+            "--pbt_start_mutation=100000", "--num_cpus=2", "--tune_cpus_per_trial=1",
+            "--num_workers=1", "--num_envs_per_worker=4", "--worker_num_splits=1", "--batch_size=256",
+            "--rollout=32", "--use_rnn=False", "--device=cpu", "--decorrelate_experience_max_seconds=0",
+            "--experiment_summaries_interval=1", "--seed=1",
+        ],
+        module="sf_kickstart.tune",
+        timeout=600,
+    )
+    assert proc.returncode == 0, describe(proc)
+    root = tmp_path / "pop"
+    crashed = [m for m in (0, 1) if "crashing once" in (root / f"member_{m:02d}" / "tune_train.log").read_text()]
+    assert len(crashed) == 1, "exactly one run crashed"
+    for m in (0, 1):
+        rows = _progress(root / f"trial_{m:02d}" / "progress.csv")
+        assert int(rows[-1]["env_steps"]) >= 2000, f"member {m} did not finish its budget"
+        assert all(int(r["started_from"]) == m for r in rows)
+    rows = _progress(root / f"trial_{crashed[0]:02d}" / "progress.csv")
+    first, last = int(rows[0]["env_steps"]), rows[-1]
+    assert int(last["env_steps"]) - int(last["interval_frames"]) == first  # the retry resumed its first checkpoint
