@@ -138,14 +138,16 @@ def prepare(argv: Sequence[str]):
                              f"{', '.join(written_tags(cfg, suite))}")
     member_argv = strip_flags(rest, MEMBER_FLAGS)
     # each member's run is checked as sf_kickstart.train checks it (teachers, suite, schedule, env in a fresh process)
-    mcfg, layout, _ = prepare_member(member_argv + [f"--train_dir={train_dir}", f"--experiment={member_name(0)}",
-                                                    "--num_policies=1", "--with_pbt=False"])
+    member0 = [f"--train_dir={train_dir}", f"--experiment={cfg.experiment}/{member_name(0)}", "--num_policies=1",
+               "--with_pbt=False"]
+    mcfg, layout, _ = prepare_member(member_argv + member0)
     teachers = {s.name: float(s.rho) for s in layout.specs} if layout is not None else {}
     names = args.tune_hyperparams.split(",") if args.tune_hyperparams else (DEFAULT_HYPERPARAMS if teachers else SF_KEYS)
     space = build_space(mcfg, teachers, [n.strip() for n in names if n.strip()], args.tune_resample_probability,
                         args.tune_prior_range)
-    plan = TrialPlan(argv=member_argv, root=root, total_frames=int(cfg.train_for_env_steps),
-                     interval=int(cfg.pbt_period_env_steps), metric=metric, cwd=os.getcwd(), seed=cfg.seed)
+    plan = TrialPlan(argv=member_argv, train_dir=train_dir, experiment=cfg.experiment,
+                     total_frames=int(cfg.train_for_env_steps), interval=int(cfg.pbt_period_env_steps), metric=metric,
+                     cwd=os.getcwd(), seed=cfg.seed)
     return cfg, args, space, plan, res
 
 
@@ -191,7 +193,7 @@ def run_population(cfg, args, space, plan, res) -> int:
         param_space={"hp": tune.grid_search([space.initial(i, cfg.seed or 0) for i in range(cfg.num_policies)])},
         tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=False, trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
-            name=cfg.experiment, storage_path=os.path.dirname(plan.root), verbose=1,
+            name=cfg.experiment, storage_path=plan.train_dir, verbose=1,
             stop={"env_steps": plan.total_frames},  # a member's last result is never a perturbation point
             failure_config=tune.FailureConfig(max_failures=args.tune_max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=args.tune_checkpoints_to_keep),

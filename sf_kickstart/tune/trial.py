@@ -50,7 +50,8 @@ class TrialPlan:
     """Everything a trial needs, built and checked in the driver before any trial starts."""
 
     argv: List[str]  # sf_kickstart.train flags passed through (without experiment, train_dir, budget, PBT flags)
-    root: str  # <train_dir>/<experiment>: the members are Sample Factory experiments in it
+    train_dir: str  # absolute; the members' too, so teacher names resolve under it as for sf_kickstart.train
+    experiment: str  # the population; member NN is the Sample Factory experiment `<experiment>/member_NN`
     total_frames: int
     interval: int
     metric: str  # tensorboard tag
@@ -58,9 +59,14 @@ class TrialPlan:
     seed: Optional[int] = None
     python: str = sys.executable
 
+    @property
+    def root(self) -> str:
+        return os.path.join(self.train_dir, self.experiment)
+
     def train_command(self, member: int, hp: Dict[str, float], target: int) -> List[str]:
-        cmd = [self.python, "-m", "sf_kickstart.train", *self.argv, f"--train_dir={self.root}",
-               f"--experiment={member_name(member)}", "--restart_behavior=resume", f"--train_for_env_steps={target}",
+        cmd = [self.python, "-m", "sf_kickstart.train", *self.argv, f"--train_dir={self.train_dir}",
+               f"--experiment={self.experiment}/{member_name(member)}", "--restart_behavior=resume",
+               f"--train_for_env_steps={target}",
                "--with_pbt=False", "--num_policies=1"]
         cmd += [f"--{k}={v!r}" for k, v in hp.items() if not k.startswith("kickstart_rho_")]  # ρ_i: checkpoint only
         if self.seed is not None:
