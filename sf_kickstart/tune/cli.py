@@ -55,7 +55,8 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
                    "interval (deterministic exploits; the default asynchronous PBT scales better)")
     g.add_argument("--tune_max_failures", default=3, type=int, help="retries of a crashed member from its last "
                    "checkpoint before it counts as failed (the population goes on)")
-    g.add_argument("--tune_checkpoints_to_keep", default=3, type=int, help="Tune checkpoints kept per member")
+    g.add_argument("--tune_checkpoints_to_keep", default=0, type=int, help="Tune checkpoints kept per member (0: all; "
+                   "with Ray 2.60 a limit can delete a checkpoint that an exploiting member still needs for a retry)")
     g.add_argument("--tune_object_store_mb", default=128, type=int, help="local Ray: object store size (MB)")
 
 
@@ -99,8 +100,8 @@ def check_population(cfg, args) -> None:
         raise TuneInputError("--pbt_period_env_steps and --train_for_env_steps must be > 0")
     if cfg.train_for_env_steps >= 1e12:
         raise TuneInputError("give each member a frame budget: --train_for_env_steps")
-    if args.tune_max_failures < 0 or args.tune_checkpoints_to_keep < 1:
-        raise TuneInputError("--tune_max_failures must be >= 0 and --tune_checkpoints_to_keep >= 1")
+    if args.tune_max_failures < 0 or args.tune_checkpoints_to_keep < 0:
+        raise TuneInputError("--tune_max_failures and --tune_checkpoints_to_keep must be >= 0")
     if not 0 < cfg.pbt_replace_fraction <= 0.5:
         raise TuneInputError("--pbt_replace_fraction must be in (0, 0.5]")
 
@@ -196,7 +197,7 @@ def run_population(cfg, args, space, plan, res) -> int:
             name=cfg.experiment, storage_path=plan.train_dir, verbose=1,
             stop={"env_steps": plan.total_frames},  # a member's last result is never a perturbation point
             failure_config=tune.FailureConfig(max_failures=args.tune_max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=args.tune_checkpoints_to_keep),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=args.tune_checkpoints_to_keep or None),
         ),
     )
     write_marker(plan, cfg, space, "running")
