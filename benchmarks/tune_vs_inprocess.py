@@ -7,9 +7,7 @@
 Both populations: 2 members, the same teacher (the small preset trained --teacher_frames on the task), the same
 student flags, the same per-member frame budget and perturbation interval, 2 rollout workers in all (in-process: one
 SF run with 2 workers serving both policies; Tune: 2 members at once, 1 worker and 1 CPU each, on a local Ray of 2
-CPUs). Frames = the sum of the members' final checkpoints' env_steps. CPU: in-process, the SF run's process tree;
-Tune, the members' `sf_kickstart.train` runs (their reported interval_cpu_s) and, separately, the whole Tune run's
-process tree (driver, Ray and the runs; Ray's processes are measured when the driver shuts them down).
+CPUs). Frames and CPU seconds: see the notes the script writes under its table.
 """
 
 from __future__ import annotations
@@ -82,15 +80,19 @@ def main(argv=None) -> int:
     rows["SF in-process PBT"] = inproc
     tune = run("sf_kickstart.tune", [*common, *pbt, "--experiment=tune", "--num_workers=1", "--num_cpus=2",
                                      "--tune_cpus_per_trial=1"], os.path.join(a.train_dir, "tune.log"))
-    tune["frames"] = final_frames([os.path.join(a.train_dir, "tune", f"member_{i:02d}", "checkpoint_p0") for i in range(2)])
     import csv
 
     runs = []
     for i in range(2):
         with open(os.path.join(a.train_dir, "tune", f"trial_{i:02d}", "progress.csv"), newline="") as f:
             runs += list(csv.DictReader(f))
-    tune["train_cpu_s"] = sum(float(r["interval_cpu_s"]) for r in runs)
-    tune["restarts"] = len(runs)
+    # frames collected: every run's frames (an exploit can send a member back to its source's fewer frames)
+    tune["frames"] = sum(int(r["interval_frames"]) for r in runs)
+    tune["final_frames"] = final_frames([os.path.join(a.train_dir, "tune", f"member_{i:02d}", "checkpoint_p0")
+                                         for i in range(2)])
+    tune["driver_cpu_s"] = tune["cpu_s"]  # the driver and what it reaped; Ray's workers and their runs are not
+    tune["cpu_s"] = sum(float(r["interval_cpu_s"]) for r in runs)  # the sf_kickstart.train runs' process trees
+    tune["runs"] = len(runs)
     rows["Ray Tune PBT"] = tune
 
     from sf_kickstart.report import load_experiment
@@ -122,9 +124,12 @@ def write(a, rows: Dict[str, Dict]) -> None:
         lines.append(f"| {name} | {r['frames']} | {r['wall_s']:.0f} | {fps:.0f} | {fps / base_fps:.3f} | "
                      f"{r['cpu_s']:.0f} | {cpf:.2f} | {cpf / base_cpf:.3f} | {', '.join(map(str, r['scores']))} |")
     t = rows["Ray Tune PBT"]
-    lines += ["", f"Ray Tune: {t['restarts']} `sf_kickstart.train` runs (one per member and interval) used "
-              f"{t['train_cpu_s']:.0f} CPU s ({1000 * t['train_cpu_s'] / t['frames']:.2f} ms/frame); the rest of its "
-              f"CPU is Ray and the driver.", "", "```json", json.dumps(rows, indent=1), "```", ""]
+    lines += ["", f"Frames: collected by all runs (in-process: the policies' final env_steps; Tune: every "
+              f"`sf_kickstart.train` run's frames; its members ended at {t['final_frames']} frames in all, an exploit "
+              f"can send a member back to its source's frames). CPU: in-process, the SF run's process tree; Tune, its "
+              f"{t['runs']} `sf_kickstart.train` runs (one per member and interval, plus re-runs after exploits); the "
+              f"CPU of Ray's own processes is not in it (the driver and what it reaped used {t['driver_cpu_s']:.0f} s).",
+              "", "```json", json.dumps(rows, indent=1), "```", ""]
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(lines))
