@@ -13,35 +13,34 @@ CPUs). Frames and CPU seconds: see the notes the script writes under its table.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from typing import Dict, List
+
+from sf_kickstart import tags
+from sf_kickstart.experiments import latest_checkpoint, run_train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(module: str, args: List[str], log_path: str) -> Dict[str, float]:
+    """One run (RuntimeError when it fails); its wall and CPU seconds (its process tree, as reaped)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    with open(log_path, "w") as log:
-        rc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    run_train(args, log_path=log_path, module=module, check=True)
     wall = time.time() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if rc != 0:
-        raise RuntimeError(f"{module} failed (rc={rc}), see {log_path}")
     return dict(wall_s=wall, cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
 
 
-def final_frames(ckpt_dirs: List[str]) -> int:
+def final_frames(exp_dirs: List[str], policies=(0,)) -> int:
     from sf_kickstart.tune.state import checkpoint_state
 
-    return sum(checkpoint_state(sorted(glob.glob(os.path.join(d, "checkpoint_*.pth")))[-1])["env_steps"] for d in ckpt_dirs)
+    return sum(checkpoint_state(latest_checkpoint(d, p))["env_steps"] for d in exp_dirs for p in policies)
 
 
 def final_scores(exp, metric: str) -> List[float]:
@@ -64,7 +63,7 @@ def main(argv=None) -> int:
               "--rollout=32", "--recurrence=32", "--device=cpu", "--decorrelate_experience_max_seconds=0",
               "--experiment_summaries_interval=2", "--seed=1"]
     teacher = os.path.join(a.train_dir, "teacher")
-    if not glob.glob(os.path.join(teacher, "checkpoint_p0", "checkpoint_*.pth")):
+    if latest_checkpoint(teacher) is None:
         run("sf_kickstart.train", [*common, "--preset=minigrid_small_teacher.yaml", "--experiment=teacher",
                                    "--num_workers=2", f"--train_for_env_steps={a.teacher_frames}"],
             os.path.join(a.train_dir, "teacher.log"))
@@ -76,7 +75,7 @@ def main(argv=None) -> int:
     rows = {}
     inproc = run("sf_kickstart.train", [*common, *pbt, "--experiment=inprocess", "--with_pbt=True", "--num_workers=2"],
                  os.path.join(a.train_dir, "inprocess.log"))
-    inproc["frames"] = final_frames([os.path.join(a.train_dir, "inprocess", f"checkpoint_p{i}") for i in range(2)])
+    inproc["frames"] = final_frames([os.path.join(a.train_dir, "inprocess")], policies=range(2))
     rows["SF in-process PBT"] = inproc
     tune = run("sf_kickstart.tune", [*common, *pbt, "--experiment=tune", "--num_workers=1", "--num_cpus=2",
                                      "--tune_cpus_per_trial=1"], os.path.join(a.train_dir, "tune.log"))
@@ -88,8 +87,7 @@ def main(argv=None) -> int:
             runs += list(csv.DictReader(f))
     # frames collected: every run's frames (an exploit can send a member back to its source's fewer frames)
     tune["frames"] = sum(int(r["interval_frames"]) for r in runs)
-    tune["final_frames"] = final_frames([os.path.join(a.train_dir, "tune", f"member_{i:02d}", "checkpoint_p0")
-                                         for i in range(2)])
+    tune["final_frames"] = final_frames([os.path.join(a.train_dir, "tune", f"member_{i:02d}") for i in range(2)])
     tune["driver_cpu_s"] = tune["cpu_s"]  # the driver and what it reaped; Ray's workers and their runs are not
     tune["cpu_s"] = sum(float(r["interval_cpu_s"]) for r in runs)  # the sf_kickstart.train runs' process trees
     tune["runs"] = len(runs)
@@ -98,8 +96,8 @@ def main(argv=None) -> int:
     from sf_kickstart.report import load_experiment
     from sf_kickstart.tune.population import load_population
 
-    rows["SF in-process PBT"]["scores"] = final_scores(load_experiment(os.path.join(a.train_dir, "inprocess")), "suite/score")
-    rows["Ray Tune PBT"]["scores"] = final_scores(load_population(os.path.join(a.train_dir, "tune")), "suite/score")
+    rows["SF in-process PBT"]["scores"] = final_scores(load_experiment(os.path.join(a.train_dir, "inprocess")), tags.SUITE_SCORE)
+    rows["Ray Tune PBT"]["scores"] = final_scores(load_population(os.path.join(a.train_dir, "tune")), tags.SUITE_SCORE)
     write(a, rows)
     return 0
 

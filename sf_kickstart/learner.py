@@ -23,7 +23,7 @@ from sample_factory.utils.utils import log
 from sf_kickstart import tags
 from sf_kickstart.experiments import load_checkpoint
 from sf_kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
-from sf_kickstart.weights import HYPERPARAMETERS, KickstartWeights
+from sf_kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights
 
 
 REFUSE_RANDOM_WEIGHTS = (
@@ -219,12 +219,12 @@ class KickstartLearner(FixedLearner):
     def _get_checkpoint_dict(self):
         checkpoint = super()._get_checkpoint_dict()
         if self.enabled:
-            checkpoint["kickstart"] = self.weights.state_dict(self.env_steps)
+            checkpoint[CHECKPOINT_KEY] = self.weights.state_dict(self.env_steps)
         return checkpoint
 
     def _load_state(self, checkpoint_dict, load_progress=True):
         """Resume (load_progress=True) restores the kickstart weights; a PBT exploit (False) keeps the new cfg's."""
         super()._load_state(checkpoint_dict, load_progress=load_progress)
-        state = checkpoint_dict.get("kickstart")
+        state = checkpoint_dict.get(CHECKPOINT_KEY)
         if self.enabled and state is not None and load_progress:
             self.weights.load_state_dict(state)

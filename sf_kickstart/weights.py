@@ -29,6 +29,8 @@ ALPHA_SCALE_KEY = "kickstart_lambda"
 RHO_KEY = "kickstart_rho"
 #: what PBT mutates (its cfg keys): α's scale and {teacher name: ρ_i}
 HYPERPARAMETERS = (ALPHA_SCALE_KEY, RHO_KEY)
+#: the Sample Factory checkpoint's entry holding `state_dict()`
+CHECKPOINT_KEY = "kickstart"
 
 
 class KickstartWeights:
@@ -44,6 +46,14 @@ class KickstartWeights:
     def from_cfg(cfg, specs) -> "KickstartWeights":
         """The run's schedule flags and the teachers' initial ρ (specs: teachers.TeacherSpec)."""
         return KickstartWeights(KickstartSchedule.from_cfg(cfg), [s.name for s in specs], [s.rho for s in specs])
+
+    @staticmethod
+    def from_state_dict(state: Mapping) -> "KickstartWeights":
+        """The weights a checkpoint entry holds, with its own schedule (outside a run: no flags to take it from)."""
+        rho = state["rho"]
+        weights = KickstartWeights(KickstartSchedule.from_state_dict(state["schedule"]), list(rho), list(rho.values()))
+        weights.load_state_dict(state)
+        return weights
 
     # ------------------------------------------------------------------------------------------------------- λ
     def alpha(self, frames: float) -> float:

@@ -12,6 +12,7 @@ import random
 import pytest
 import torch
 
+from sf_kickstart.experiments import latest_checkpoint
 from tests.e2e_utils import describe, make_teacher_dir, run_train, scalars
 
 
@@ -81,20 +82,26 @@ def test_unknown_hyperparameters_are_rejected():
         build_space(_cfg(), {}, ["kickstart_lambda"], 0.25, 4.0)
 
 
-def test_checkpoint_state_writes_lr_and_kickstart_state(tmp_path):
+def test_checkpoint_state_writes_lr_and_kickstart_weights(tmp_path):
+    from sf_kickstart.experiments import load_checkpoint
+    from sf_kickstart.schedules import KickstartSchedule
     from sf_kickstart.tune.state import checkpoint_state
+    from sf_kickstart.weights import KickstartWeights
 
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     path = str(tmp_path / "checkpoint_000000003_100.pth")
+    weights = KickstartWeights(KickstartSchedule("linear", 1.0, end_frames=400), ["a", "b"], [1.0, 0.5])
     torch.save(dict(train_step=3, env_steps=100, model=model.state_dict(), optimizer=opt.state_dict(), curr_lr=1e-4,
-                    kickstart=dict(alpha_scale=1.0, rho={"a": 1.0, "b": 0.5}, schedule={})), path)
+                    kickstart=weights.state_dict(100)), path)
     state = checkpoint_state(path, {"learning_rate": 3e-4, "kickstart_lambda": 0.5, "kickstart_rho_b": 0.0,
                                     "exploration_loss_coeff": 0.01})
     assert state == dict(env_steps=100, train_step=3, learning_rate=3e-4, kickstart_lambda=0.5, kickstart_rho_a=1.0,
                          kickstart_rho_b=0.0)
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = load_checkpoint(path)
     assert ckpt["optimizer"]["param_groups"][0]["lr"] == 3e-4
+    # the learner's own format: what a resumed run restores, α recomputed for the new scale
+    assert ckpt["kickstart"] == dict(weights.state_dict(100), alpha_scale=0.5, alpha=0.5 * 0.75, rho={"a": 1.0, "b": 0.0})
     assert checkpoint_state(path) == state
     assert os.listdir(tmp_path) == [os.path.basename(path)]
 
@@ -122,16 +129,21 @@ def _progress(path):
 
 
 def _weights(path):
-    model = torch.load(path, weights_only=False)["model"]
+    from sf_kickstart.experiments import load_checkpoint
+
+    model = load_checkpoint(path)["model"]
     return torch.cat([v.float().flatten() for k, v in model.items() if "normalizer" not in k])  # the parameters
 
 
-@pytest.mark.e2e
-def test_population_exploits_and_continues_from_the_source(tmp_path):
-    teacher = make_teacher_dir(str(tmp_path / "teacher"))
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    """One real 2-member population (2 intervals of 1K frames, synchronous PBT: exactly one exploit), shared by the
+    tests below: (train_dir, population root, the exploiting member, its source, the exploit's line of Tune's log)."""
+    train_dir = tmp_path_factory.mktemp("tune_population")
+    teacher = make_teacher_dir(str(train_dir / "teacher"))
     proc = run_train(
         [
-            "--env=minigrid_DoorKey-5x5", "--experiment=pop", f"--train_dir={tmp_path}", f"--teacher={teacher}",
+            "--env=minigrid_DoorKey-5x5", "--experiment=pop", f"--train_dir={train_dir}", f"--teacher={teacher}",
             "--num_policies=2", "--pbt_period_env_steps=1000", "--train_for_env_steps=2000",
             "--pbt_start_mutation=0", "--pbt_replace_fraction=0.5", "--pbt_mutation_rate=1.0",
             "--tune_resample_probability=0", "--tune_synch=True", "--num_cpus=2", "--tune_cpus_per_trial=1",
@@ -143,20 +155,29 @@ def test_population_exploits_and_continues_from_the_source(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, describe(proc)
-    root = tmp_path / "pop"
+    root = train_dir / "pop"
     assert json.loads((root / "tune_population.json").read_text())["status"] == "finished"
     lines = [json.loads(x) for x in (root / "pbt_global.txt").read_text().splitlines() if x.strip()]
     assert len(lines) == 1, lines  # one exploit, after the first interval (never at a member's last result)
     member, source = int(lines[0][0].split("_")[0]), int(lines[0][1].split("_")[0])
     assert member != source
-    old_hp, new_hp = lines[0][4]["hp"], lines[0][5]["hp"]
+    return train_dir, root, member, source, lines[0]
+
+
+def _donor_frames(root, source):
+    return int(_progress(root / f"trial_{source:02d}" / "progress.csv")[0]["env_steps"])
+
+
+@pytest.mark.e2e
+def test_population_exploits_and_continues_from_the_source(population):
+    _, root, member, source, line = population
+    old_hp, new_hp = line[4]["hp"], line[5]["hp"]
     assert set(new_hp) == {"learning_rate", "exploration_loss_coeff", "kickstart_lambda", "kickstart_rho_teacher"}
     assert all(new_hp[k] != old_hp[k] for k in new_hp), (old_hp, new_hp)  # mutation rate 1: every value explored
 
     rows = _progress(root / f"trial_{member:02d}" / "progress.csv")
     assert [int(r["started_from"]) for r in rows] == [member, source]
-    source_rows = _progress(root / f"trial_{source:02d}" / "progress.csv")
-    donor_frames = int(source_rows[0]["env_steps"])
+    donor_frames = _donor_frames(root, source)
     # the member's second interval started from the source's checkpoint: its frames ...
     assert int(rows[1]["env_steps"]) - int(rows[1]["interval_frames"]) == donor_frames
     log = (root / f"member_{member:02d}" / "sf_log.txt").read_text()
@@ -164,17 +185,21 @@ def test_population_exploits_and_continues_from_the_source(tmp_path):
     # ... and its weights: training moved them a little from the source's, far less than from its own (another seed)
     donor = _weights(glob.glob(str(root / f"trial_{source:02d}" / "checkpoint_000000" / "checkpoint_*.pth"))[0])
     own = _weights(glob.glob(str(root / f"trial_{member:02d}" / "checkpoint_000000" / "checkpoint_*.pth"))[0])
-    final = _weights(sorted(glob.glob(str(root / f"member_{member:02d}" / "checkpoint_p0" / "checkpoint_*.pth")))[-1])
+    final = _weights(latest_checkpoint(str(root / f"member_{member:02d}")))
     assert (final - donor).norm() < 0.5 * (final - own).norm()
 
-    # the mutated values are what the member trained with after the exploit
+
+@pytest.mark.e2e
+def test_the_member_trains_with_its_mutated_values_after_the_exploit(population):
     from sf_kickstart.tune.state import checkpoint_state
 
-    final_state = checkpoint_state(sorted(glob.glob(str(root / f"member_{member:02d}" / "checkpoint_p0" / "*.pth")))[-1])
+    _, root, member, source, line = population
+    new_hp, donor_frames = line[5]["hp"], _donor_frames(root, source)
+    exp = str(root / f"member_{member:02d}")
+    final_state = checkpoint_state(latest_checkpoint(exp))
     assert final_state["learning_rate"] == pytest.approx(new_hp["learning_rate"])
     assert final_state["kickstart_lambda"] == pytest.approx(new_hp["kickstart_lambda"])
     assert final_state["kickstart_rho_teacher"] == pytest.approx(new_hp["kickstart_rho_teacher"])
-    exp = str(root / f"member_{member:02d}")
     after = [v for step, v in scalars(exp, "kickstart/alpha") if step > donor_frames]
     assert after and all(v == pytest.approx(new_hp["kickstart_lambda"], rel=1e-5) for v in after)
     lrs = [v for step, v in scalars(exp, "train/lr") if step > donor_frames]
@@ -182,12 +207,15 @@ def test_population_exploits_and_continues_from_the_source(tmp_path):
     cfg = json.loads((root / f"member_{member:02d}" / "config.json").read_text())
     assert cfg["exploration_loss_coeff"] == pytest.approx(new_hp["exploration_loss_coeff"])
 
-    # the report reads it as one PBT population, with the exploit from Tune's PBT log
+
+@pytest.mark.e2e
+def test_the_report_reads_the_population_as_one_pbt_experiment(population):
     from sf_kickstart.report import exploit_frames, load_experiments
 
-    (exp_,) = load_experiments([str(tmp_path)])  # the teacher has no .summary: not an experiment
-    assert exp_.pbt and sorted(exp_.policies) == [0, 1]
-    assert exploit_frames(exp_) == [(float(donor_frames), member, source)]
+    train_dir, root, member, source, _ = population
+    (exp,) = load_experiments([str(train_dir)])  # the teacher has no .summary, the members are not experiments
+    assert exp.pbt and sorted(exp.policies) == [0, 1] and exp.status == "finished"
+    assert exploit_frames(exp) == [(float(_donor_frames(root, source)), member, source)]
 
 
 @pytest.mark.e2e

@@ -38,6 +38,9 @@ def test_checkpoint_state_roundtrip():
     restored.load_state_dict(state)
     assert restored.hyperparameters() == w.hyperparameters()
     assert np.allclose(restored.lambdas(25), w.lambdas(25))
+    alone = KickstartWeights.from_state_dict(state)  # outside a run (sf_kickstart.tune): the entry's own schedule
+    assert alone.teacher_names == ["a", "b"] and alone.hyperparameters() == w.hyperparameters()
+    assert alone.schedule == w.schedule and alone.state_dict(25) == state
 
 
 def test_routing_maps_tasks_to_their_teacher():

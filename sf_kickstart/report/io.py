@@ -223,8 +223,12 @@ def load_experiment(path: str) -> Experiment:
 
 
 def load_experiments(roots: Sequence[str]) -> List[Experiment]:
-    """Every experiment under the roots, with its teacher resolved."""
-    experiments = [load_experiment(p) for p in find_experiments(roots)]
+    """Every experiment under the roots, with its teacher resolved. A Ray Tune population (sf_kickstart.tune) is one
+    PBT experiment whose policies are its members; its member dirs are not experiments of their own."""
+    from sf_kickstart.tune.population import load_populations
+
+    experiments, member_dirs = load_populations(roots)
+    experiments += [load_experiment(p) for p in find_experiments(roots) if os.path.realpath(p) not in member_dirs]
     resolve_teachers(experiments)
     return experiments
 

@@ -22,9 +22,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from sample_factory.utils.utils import str2bool
 
+from sf_kickstart import tags
 from sf_kickstart.tune.population import POPULATION_MARKER
 
-SF_METRICS = ("reward/reward", "len/len", "policy_stats/avg_true_objective")
+SF_METRICS = (tags.REWARD, "len/len", "policy_stats/avg_true_objective")
 # flags the driver sets for each member (a member is one Sample Factory policy trained in its own experiment dir)
 MEMBER_FLAGS = ("num_policies", "with_pbt", "experiment", "train_dir", "train_for_env_steps", "restart_behavior", "seed")
 
@@ -81,16 +82,14 @@ def strip_flags(argv: Sequence[str], names: Sequence[str]) -> List[str]:
 
 
 def written_tags(cfg, suite) -> List[str]:
-    """The score tags every run of this env writes (a scored suite writes its own episode summaries instead of
-    Sample Factory's reward/len ones)."""
-    from sf_kickstart.train import SCORED_SUITES
-
-    if suite.name not in SCORED_SUITES:
+    """The score tags every run of this env writes (a suite with a suite score writes its own episode summaries
+    instead of Sample Factory's reward/len ones)."""
+    if not suite.has_suite_score:
         return list(SF_METRICS)
-    tags = ["suite/score", "suite/mean_normalized", "policy_stats/avg_suite_score"]
+    out = [*tags.SUITE_AGGREGATES, f"policy_stats/avg_{tags.SUITE_SCORE_KEY}"]
     for task in suite.task_names(cfg.env):
-        tags += [f"suite/{task}_score", f"suite/{task}_normalized"]
-    return tags
+        out += [tags.task_score(task), tags.task_normalized(task)]
+    return out
 
 
 def check_population(cfg, args) -> None:
@@ -133,7 +132,7 @@ def prepare(argv: Sequence[str]):
     root = os.path.join(train_dir, cfg.experiment)
     if os.path.exists(os.path.join(root, POPULATION_MARKER)):
         raise TuneInputError(f"{root} already holds a Tune population: give a new --experiment")
-    metric = args.tune_metric or ("suite/score" if "suite/score" in written_tags(cfg, suite) else "reward/reward")
+    metric = args.tune_metric or (tags.SUITE_SCORE if suite.has_suite_score else tags.REWARD)
     if metric not in written_tags(cfg, suite):
         raise TuneInputError(f"--tune_metric={metric}: the runs never write this tag; they write "
                              f"{', '.join(written_tags(cfg, suite))}")

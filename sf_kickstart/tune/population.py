@@ -17,7 +17,10 @@ from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from sf_kickstart.report import EXPLOIT_TAG, Experiment, Series, parse_experiment_name, read_scalars
+from sf_kickstart import tags
+from sf_kickstart.experiments import ExperimentError, read_config
+from sf_kickstart.report.io import Experiment, Series, parse_experiment_name, read_scalars
+
 POPULATION_MARKER = "tune_population.json"  # written by sf_kickstart.tune.cli
 PBT_LOG = "pbt_global.txt"
 
@@ -78,16 +81,17 @@ def load_population(root: str) -> Experiment:
         marker = json.load(f)
     name = os.path.basename(os.path.normpath(root))
     method, seed = parse_experiment_name(name)
-    cfg: Dict = {}
-    first = os.path.join(root, marker["members"][0], "config.json")
-    if os.path.isfile(first):
-        with open(first) as f:
-            cfg = json.load(f)
+    notes: List[str] = []
+    try:
+        cfg: Dict = read_config(os.path.join(root, marker["members"][0])) or {}
+    except ExperimentError as exc:
+        notes.append(f"{marker['members'][0]}: config.json unreadable ({exc})")
+        cfg = {}
     cfg.update(with_pbt=True, num_policies=len(marker["members"]), train_for_env_steps=marker["total_frames"],
                experiment=name)
     status = "finished" if marker.get("status") == "finished" else "unfinished"
     exp = Experiment(path=root, name=name, method=method, seed=seed if seed is not None else cfg.get("seed"), cfg=cfg,
-                     status=status)
+                     status=status, notes=notes)
     if status != "finished":
         exp.notes.append(f"Tune population status: {marker.get('status')}")
     for i, member in enumerate(marker["members"]):
@@ -102,7 +106,7 @@ def load_population(root: str) -> Experiment:
     for member in sorted({m for _, m, _ in events}):
         pts = [(frames, source) for frames, m, source in events if m == member]
         steps, values = np.array([p[0] for p in pts]), np.array([float(p[1]) for p in pts])
-        exp.policies.setdefault(member, {})[EXPLOIT_TAG] = Series(steps, values, np.zeros(len(pts)))
+        exp.policies.setdefault(member, {})[tags.EXPLOIT] = Series(steps, values, np.zeros(len(pts)))
     return exp
 
 

@@ -27,12 +27,13 @@ from typing import Dict, List, Optional, Sequence
 from sample_factory.pbt.population_based_training import PopulationBasedTraining
 from sample_factory.utils.attr_dict import AttrDict
 
-from sf_kickstart.pbt import KICKSTART_PBT_KEYS, KickstartPBT
+from sf_kickstart.pbt import KickstartPBT
+from sf_kickstart.weights import ALPHA_SCALE_KEY as ALPHA_KEY
+from sf_kickstart.weights import HYPERPARAMETERS, RHO_KEY
 
 SF_KEYS = ("learning_rate", "exploration_loss_coeff")
-ALPHA_KEY, RHO_KEY = KICKSTART_PBT_KEYS
-RHO_PREFIX = RHO_KEY + "_"
-DEFAULT_HYPERPARAMS = SF_KEYS + KICKSTART_PBT_KEYS
+RHO_PREFIX = RHO_KEY + "_"  # + teacher name: one ρ_i as a flat hyperparameter (Tune's config is flat)
+DEFAULT_HYPERPARAMS = SF_KEYS + HYPERPARAMETERS
 
 
 class HyperparamError(ValueError):

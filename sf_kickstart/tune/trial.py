@@ -29,6 +29,9 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from sf_kickstart.experiments import checkpoint_paths, latest_checkpoint
+from sf_kickstart.tune.space import RHO_PREFIX
+
 CHECKPOINT_META = "member.json"
 
 
@@ -68,15 +71,10 @@ class TrialPlan:
                f"--experiment={self.experiment}/{member_name(member)}", "--restart_behavior=resume",
                f"--train_for_env_steps={target}",
                "--with_pbt=False", "--num_policies=1"]
-        cmd += [f"--{k}={v!r}" for k, v in hp.items() if not k.startswith("kickstart_rho_")]  # ρ_i: checkpoint only
+        cmd += [f"--{k}={v!r}" for k, v in hp.items() if not k.startswith(RHO_PREFIX)]  # ρ_i: checkpoint only
         if self.seed is not None:
             cmd.append(f"--seed={self.seed + member}")
         return cmd
-
-
-def latest_checkpoint(exp_dir: str) -> Optional[str]:
-    found = sorted(glob.glob(os.path.join(exp_dir, "checkpoint_p0", "checkpoint_*.pth")))
-    return found[-1] if found else None
 
 
 def install_checkpoint(src_dir: Optional[str], exp_dir: str) -> Optional[Dict]:
@@ -84,7 +82,7 @@ def install_checkpoint(src_dir: Optional[str], exp_dir: str) -> Optional[Dict]:
     dropping what an interval that never reported may have saved). Returns the checkpoint's meta (whose it was)."""
     ckpt_dir = os.path.join(exp_dir, "checkpoint_p0")
     os.makedirs(ckpt_dir, exist_ok=True)
-    for old in glob.glob(os.path.join(ckpt_dir, "checkpoint_*")) + glob.glob(os.path.join(ckpt_dir, "best_*")):
+    for old in checkpoint_paths(exp_dir, kind="latest") + checkpoint_paths(exp_dir, kind="best"):
         os.remove(old)
     if src_dir is None:
         return None
@@ -123,7 +121,7 @@ def repo_root() -> str:
 
 
 def latest_metric(exp_dir: str, tag: str) -> Optional[float]:
-    from sf_kickstart.report import read_scalars
+    from sf_kickstart.report.io import read_scalars
 
     scalars, _ = read_scalars(os.path.join(exp_dir, ".summary", "0"))
     series = scalars.get(tag)
