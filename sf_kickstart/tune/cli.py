@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -118,11 +119,26 @@ def resources(cfg, args) -> Dict[str, float]:
     return {"cpu": cpus, "gpu": gpus}
 
 
+def member_space(cfg, args, member_argv: List[str], train_dir: str):
+    """Member 0's run checked as sf_kickstart.train checks it (teachers, suite, schedule, env in a fresh process), and
+    the search space over the members' hyperparameters."""
+    from sf_kickstart.train import prepare as prepare_member
+    from sf_kickstart.tune.space import DEFAULT_HYPERPARAMS, SF_KEYS, build_space
+    from sf_kickstart.tune.trial import member_name
+
+    member0 = [f"--train_dir={train_dir}", f"--experiment={cfg.experiment}/{member_name(0)}", "--num_policies=1",
+               "--with_pbt=False"]
+    mcfg, layout, _ = prepare_member(member_argv + member0)
+    teachers = {s.name: float(s.rho) for s in layout.specs} if layout is not None else {}
+    names = args.tune_hyperparams.split(",") if args.tune_hyperparams else (DEFAULT_HYPERPARAMS if teachers else SF_KEYS)
+    return build_space(mcfg, teachers, [n.strip() for n in names if n.strip()], args.tune_resample_probability,
+                       args.tune_prior_range)
+
+
 def prepare(argv: Sequence[str]):
     """Parse and check everything; returns (cfg, args, space, plan, resources). Raises the project's user errors."""
-    from sf_kickstart.train import parse_args, prepare as prepare_member
-    from sf_kickstart.tune.space import DEFAULT_HYPERPARAMS, SF_KEYS, build_space
-    from sf_kickstart.tune.trial import TrialPlan, member_name
+    from sf_kickstart.train import parse_args
+    from sf_kickstart.tune.trial import TrialPlan
 
     args, rest = split_argv(argv)
     cfg, suite = parse_args(rest)
@@ -137,14 +153,13 @@ def prepare(argv: Sequence[str]):
         raise TuneInputError(f"--tune_metric={metric}: the runs never write this tag; they write "
                              f"{', '.join(written_tags(cfg, suite))}")
     member_argv = strip_flags(rest, MEMBER_FLAGS)
-    # each member's run is checked as sf_kickstart.train checks it (teachers, suite, schedule, env in a fresh process)
-    member0 = [f"--train_dir={train_dir}", f"--experiment={cfg.experiment}/{member_name(0)}", "--num_policies=1",
-               "--with_pbt=False"]
-    mcfg, layout, _ = prepare_member(member_argv + member0)
-    teachers = {s.name: float(s.rho) for s in layout.specs} if layout is not None else {}
-    names = args.tune_hyperparams.split(",") if args.tune_hyperparams else (DEFAULT_HYPERPARAMS if teachers else SF_KEYS)
-    space = build_space(mcfg, teachers, [n.strip() for n in names if n.strip()], args.tune_resample_probability,
-                        args.tune_prior_range)
+    existed = os.path.exists(root)
+    try:
+        space = member_space(cfg, args, member_argv, train_dir)
+    except BaseException:
+        if not existed:  # Sample Factory's checks create member 0's experiment dir: leave nothing behind
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     plan = TrialPlan(argv=member_argv, train_dir=train_dir, experiment=cfg.experiment,
                      total_frames=int(cfg.train_for_env_steps), interval=int(cfg.pbt_period_env_steps), metric=metric,
                      cwd=os.getcwd(), seed=cfg.seed)
