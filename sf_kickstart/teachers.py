@@ -48,6 +48,7 @@ class TeacherSpec:
     rho: float = 1.0
     policy: int = 0
     tasks: List[str] = field(default_factory=list)  # task names it supervises; [] with a single --teacher = all
+    checkpoint: Optional[str] = None  # a given checkpoint file instead of the latest (evaluation, enjoy)
 
     @property
     def name(self) -> str:
@@ -55,6 +56,11 @@ class TeacherSpec:
 
 
 def resolve_experiment_dir(path: str, train_dir: Optional[str]) -> str:
+    from sf_kickstart.zoo import resolve_teacher_uri
+
+    resolved = resolve_teacher_uri(path, train_dir)  # zoo:NAME, hf://user/repo -> a local experiment dir
+    if resolved is not None:
+        return resolved
     candidates = [path]
     if train_dir and not os.path.isabs(path):
         candidates.append(os.path.join(train_dir, path))
@@ -196,7 +202,7 @@ class FrozenTeacher:
     def __init__(self, spec: TeacherSpec, obs_space, action_space, device="cpu", fast: bool = True):
         self.spec = spec
         self.cfg = load_teacher_cfg(spec.path)
-        self.checkpoint_path = latest_checkpoint(spec.path, spec.policy)
+        self.checkpoint_path = spec.checkpoint or latest_checkpoint(spec.path, spec.policy)
         ckpt = load_checkpoint_file(self.checkpoint_path, "cpu")
         try:
             model = create_actor_critic(self.cfg, obs_space, action_space)

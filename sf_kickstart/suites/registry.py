@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Mapping, Optional
 
 TASK_ID_KEY = "task_id"
 SUITE_SCORE_KEY = "suite_score"
@@ -66,6 +66,21 @@ class Suite:
         fn = getattr(self.load(), "install", None)
         if fn is not None:
             fn(cfg, runner)
+
+    def task_envs(self, env: str) -> Dict[str, str]:
+        """The tasks `env` plays -> a single-task env name playing each (same spaces): what evaluation runs per task.
+        A family without tasks plays itself."""
+        fn = getattr(self.load(), "task_envs", None)
+        return dict(fn(env)) if fn is not None else {env: env}
+
+    def suite_score(self, mean_returns: Mapping[str, float]) -> Optional[float]:
+        """The family's capped mean normalised score of per-task mean returns; None for a family without one."""
+        fn = getattr(self.load(), "capped_mean_normalized_score", None)
+        return None if fn is None else float(fn(mean_returns))
+
+    def normalized_score(self, task: str, mean_return: float) -> Optional[float]:
+        fn = getattr(self.load(), "normalized_score", None)
+        return None if fn is None else float(fn(task, mean_return))
 
 
 SUITES: List[Suite] = [

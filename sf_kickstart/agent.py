@@ -1,0 +1,74 @@
+"""A Sample Factory experiment directory as a policy to play: what `evaluate`, `enjoy` and the periodic evaluation
+load. Checkpoints go through the project's one loader (`teachers.FrozenTeacher`: config.json -> SF's model factory,
+`torch.load(weights_only=False)`, strict state dict), so every failure is one `AgentError` sentence: no config, no
+checkpoint, a file that does not load, or a checkpoint that does not fit the env it is asked to play."""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Optional
+
+from sample_factory.utils.attr_dict import AttrDict
+
+from sf_kickstart.suites.registry import SuiteError, prepare_env
+from sf_kickstart.teachers import FrozenTeacher, TeacherError, TeacherSpec, latest_checkpoint, load_teacher_cfg
+
+
+class AgentError(ValueError):
+    """An experiment that cannot be played: missing, no checkpoint, corrupt, or not for this env."""
+
+
+CHECKPOINT_PREFIX = dict(latest="checkpoint", best="best")
+
+
+def find_checkpoint(exp_dir: str, policy: int = 0, kind: str = "latest") -> str:
+    """The newest `checkpoint_*.pth` (kind=latest) or `best_*.pth` (kind=best) of one policy."""
+    if kind not in CHECKPOINT_PREFIX:
+        raise AgentError(f"--load_checkpoint_kind must be latest or best, got {kind!r}")
+    if kind == "latest":
+        try:
+            return latest_checkpoint(exp_dir, policy)
+        except TeacherError:
+            pass
+    else:
+        found = sorted(glob.glob(os.path.join(exp_dir, f"checkpoint_p{policy}", "best_*.pth")))
+        if found:
+            return found[-1]
+    raise AgentError(
+        f"Experiment {exp_dir!r} has no {kind} checkpoint: no {os.path.join(exp_dir, f'checkpoint_p{policy}')}/"
+        f"{CHECKPOINT_PREFIX[kind]}_*.pth (was it trained, and is --train_dir/--experiment right?)"
+    )
+
+
+def experiment_cfg(exp_dir: str) -> AttrDict:
+    """The experiment's saved config.json, with its env registered with Sample Factory in this process."""
+    if not os.path.isdir(exp_dir):
+        raise AgentError(f"Experiment {exp_dir!r} does not exist (expected a Sample Factory experiment directory)")
+    try:
+        cfg = load_teacher_cfg(exp_dir)
+    except TeacherError as exc:
+        raise AgentError(str(exc).replace("Teacher", "Experiment", 1)) from exc
+    if "env" not in cfg:
+        raise AgentError(f"Experiment {exp_dir!r}: config.json has no 'env'")
+    try:
+        prepare_env(cfg.env)
+    except SuiteError as exc:
+        raise AgentError(f"Experiment {exp_dir!r} was trained on {cfg.env!r}, which cannot be created here: {exc}")
+    return cfg
+
+
+def load_agent(
+    exp_dir: str, obs_space, action_space, policy: int = 0, kind: str = "latest", checkpoint: Optional[str] = None,
+    device: str = "cpu",
+) -> FrozenTeacher:
+    """The experiment's model (eval mode, no gradients) from one checkpoint, built for `obs_space`/`action_space`.
+    `.model` is SF's actor-critic, `.cfg` its config, `.checkpoint_path`, `.env_steps`, `.rnn_size`."""
+    checkpoint = checkpoint or find_checkpoint(exp_dir, policy, kind)
+    spec = TeacherSpec(path=os.path.abspath(exp_dir), policy=policy, checkpoint=checkpoint)
+    try:
+        return FrozenTeacher(spec, obs_space, action_space, device, fast=False)
+    except TeacherError as exc:
+        raise AgentError(
+            f"Experiment {spec.name!r} cannot be played on this env: {exc}".replace("Teacher ", "", 1)
+        ) from exc
