@@ -30,6 +30,8 @@ from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 from sample_factory.utils.utils import experiment_dir, log, str2bool
 
+from sf_kickstart import periodic_eval, progress
+from sf_kickstart.device import DeviceError, check_device
 from sf_kickstart.learner import CheckpointLoadError, KickstartLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
 from sf_kickstart.runner import KickstartLayout, KickstartRunner
@@ -41,7 +43,10 @@ class EnvCreationError(RuntimeError):
     pass
 
 
-USER_ERRORS = (SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, CheckpointLoadError, EnvCreationError)
+USER_ERRORS = (
+    SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, CheckpointLoadError, EnvCreationError, DeviceError,
+    periodic_eval.EvalFlagError,
+)
 
 
 class PresetError(ValueError):
@@ -119,6 +124,7 @@ def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tu
     suite.add_args(parser)
     suite.override_defaults(partial_cfg.env, parser)
     add_kickstart_args(parser)
+    periodic_eval.add_args(parser)
 
     known = {a.dest for a in parser._actions}
     unknown_keys = [k for k in preset_values if k not in known]
@@ -244,6 +250,8 @@ def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> Kicksta
         raise SystemExit("sf_kickstart.train runs Sample Factory's parallel runner: use --serial_mode=False")
     runner = KickstartRunner(cfg, layout)
     suite.install(cfg, runner)
+    progress.install(cfg, runner, layout)  # the Progress: console line
+    periodic_eval.install(cfg, runner)  # --eval_every_frames
     if cfg.with_pbt:
         from sf_kickstart.pbt import KickstartPBT
 
@@ -253,6 +261,8 @@ def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> Kicksta
 
 def prepare(argv: Optional[List[str]] = None):
     cfg, suite = parse_args(argv)
+    check_device(cfg.device)  # --device=gpu without CUDA: an error here, not an IndexError in SF's sampler
+    periodic_eval.check_args(cfg)
     if cfg.restart_behavior == "resume":
         cfg = maybe_load_from_checkpoint(cfg)
     if not isinstance(cfg, AttrDict):
@@ -285,7 +295,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return int(runner.run())
+    status = runner.run()
+    periodic_eval.finish(runner)  # the final checkpoint's evaluation (--eval_every_frames)
+    return int(status)
 
 
 if __name__ == "__main__":
