@@ -375,6 +375,11 @@ def render_markdown(report: dict) -> str:
     for a in [s] + teachers:
         lines.append(f"| {a['name']} | `{a['checkpoint']}` | {a['env_steps']} | {_fmt(a['suite_score'], a['suite_score_ci'], 1)} |")
     by_name = {t["name"]: t for t in teachers}
+    if not teachers:
+        lines += ["", "| task | return | normalised score | score |", "|---|---|---|---|"]
+        lines += [f"| {task} | {_fmt(v['mean_return'], v['mean_return_ci'])} | {_fmt(v['normalized'], v['normalized_ci'], 1)} "
+                  f"| {_fmt(v['score'], v['score_ci'], 1)} |" for task, v in s["tasks"].items()]
+        return "\n".join(lines) + "\n"
     lines += ["", "| task | student return | teacher return | student score | teacher score | student vs teacher |",
               "|---|---|---|---|---|---|"]
     for task, v in s["tasks"].items():
@@ -383,8 +388,7 @@ def render_markdown(report: dict) -> str:
         vs = f"{c['verdict']} {c['teacher']} ({c['diff']:+.3f})" if c else "–"
         lines.append(
             f"| {task} | {_fmt(v['mean_return'], v['mean_return_ci'])} | {_fmt(t and t['mean_return'], t and t['mean_return_ci'])} "
-            f"| {_fmt(v['score'], v['score_ci'], 1)} | {_fmt(t and t['score'], t and t['score_ci'], 1)} "
-            f"| {vs} |"
+            f"| {_fmt(v['score'], v['score_ci'], 1)} | {_fmt(t and t['score'], t and t['score_ci'], 1)} | {vs} |"
         )
     if cmp:
         words = [c["verdict"] for c in cmp.values()]
