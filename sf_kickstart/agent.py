@@ -41,20 +41,22 @@ def find_checkpoint(exp_dir: str, policy: int = 0, kind: str = "latest") -> str:
     )
 
 
-def experiment_cfg(exp_dir: str) -> AttrDict:
-    """The experiment's saved config.json, with its env registered with Sample Factory in this process."""
+def experiment_cfg(exp_dir: str, what: Optional[str] = None, error=AgentError) -> AttrDict:
+    """The experiment's saved config.json, with its env registered with Sample Factory in this process.
+    `what` names it in errors (default: "Experiment '<dir>'"), raised as `error`."""
+    what = what or f"Experiment {exp_dir!r}"
     if not os.path.isdir(exp_dir):
-        raise AgentError(f"Experiment {exp_dir!r} does not exist (expected a Sample Factory experiment directory)")
+        raise error(f"{what} does not exist (expected a Sample Factory experiment directory)")
     try:
         cfg = load_teacher_cfg(exp_dir)
     except TeacherError as exc:
-        raise AgentError(str(exc).replace("Teacher", "Experiment", 1)) from exc
+        raise error(str(exc).replace(f"Teacher {exp_dir!r}", what, 1)) from exc
     if "env" not in cfg:
-        raise AgentError(f"Experiment {exp_dir!r}: config.json has no 'env'")
+        raise error(f"{what}: config.json has no 'env'")
     try:
         prepare_env(cfg.env)
     except SuiteError as exc:
-        raise AgentError(f"Experiment {exp_dir!r} was trained on {cfg.env!r}, which cannot be created here: {exc}")
+        raise error(f"{what} was trained on {cfg.env!r}, which cannot be created here: {exc}") from exc
     return cfg
 
 

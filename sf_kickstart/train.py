@@ -31,13 +31,14 @@ from sample_factory.utils.attr_dict import AttrDict
 from sample_factory.utils.utils import experiment_dir, log, str2bool
 
 from sf_kickstart import periodic_eval, progress
+from sf_kickstart.agent import experiment_cfg
 from sf_kickstart.device import DeviceError, check_device
 from sf_kickstart.learner import CheckpointLoadError, KickstartLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
 from sf_kickstart.runner import KickstartLayout, KickstartRunner
 from sf_kickstart.schedules import SCHEDULES, KickstartSchedule, ScheduleError
 from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
-from sf_kickstart.teachers import TeacherBank, TeacherError, check_spaces, load_teacher_cfg, teacher_specs_from_cfg
+from sf_kickstart.teachers import TeacherBank, TeacherError, check_spaces, teacher_specs_from_cfg
 
 class EnvCreationError(RuntimeError):
     pass
@@ -218,13 +219,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     logit_splits(env_info.action_space)  # UnsupportedActionSpace for continuous control
 
     for spec in specs:
-        tcfg = load_teacher_cfg(spec.path)
-        if "env" not in tcfg:
-            raise TeacherError(f"Teacher {spec.name!r}: config.json has no 'env'")
-        try:
-            prepare_env(tcfg.env)
-        except SuiteError as exc:
-            raise TeacherError(f"Teacher {spec.name!r} was trained on {tcfg.env!r}, which cannot be created: {exc}")
+        tcfg = experiment_cfg(spec.path, what=f"Teacher {spec.name!r}", error=TeacherError)
         teacher_env_cfg = AttrDict({**cfg, **{k: v for k, v in tcfg.items() if k not in ("teacher", "teachers")}})
         teacher_info = _make_env_info(teacher_env_cfg)
         check_spaces(spec.name, teacher_info.obs_space, teacher_info.action_space, env_info.obs_space, env_info.action_space)

@@ -213,25 +213,17 @@ def test_evaluate_and_enjoy_on_a_missing_experiment(tmp_path):
     assert "'nope' does not exist" in line
 
 
-def test_evaluate_and_enjoy_without_a_checkpoint(tmp_path):
-    exp = tmp_path / "untrained"
+@pytest.mark.parametrize("checkpoint, message", [(None, "no latest checkpoint"), (b"not a checkpoint", "could not be loaded")])
+def test_evaluate_and_enjoy_without_a_usable_checkpoint(tmp_path, checkpoint, message):
+    exp = tmp_path / "broken"
     os.makedirs(exp / "checkpoint_p0")
     shutil.copy(os.path.join(ZOO_TEACHER, "config.json"), exp / "config.json")
+    if checkpoint is not None:
+        (exp / "checkpoint_p0" / "checkpoint_000000001_100.pth").write_bytes(checkpoint)
     for module, args in (("sf_kickstart.evaluate", [str(exp)]),
-                         ("sf_kickstart.enjoy", ["--experiment=untrained", f"--train_dir={tmp_path}", "--no_render"])):
+                         ("sf_kickstart.enjoy", ["--experiment=broken", f"--train_dir={tmp_path}", "--no_render"])):
         line = one_error_line(run_module(module, args))
-        assert "no latest checkpoint" in line, line
-
-
-def test_evaluate_and_enjoy_with_a_corrupt_checkpoint(tmp_path):
-    exp = tmp_path / "corrupt"
-    os.makedirs(exp / "checkpoint_p0")
-    shutil.copy(os.path.join(ZOO_TEACHER, "config.json"), exp / "config.json")
-    (exp / "checkpoint_p0" / "checkpoint_000000001_100.pth").write_bytes(b"not a checkpoint")
-    for module, args in (("sf_kickstart.evaluate", [str(exp)]),
-                         ("sf_kickstart.enjoy", ["--experiment=corrupt", f"--train_dir={tmp_path}", "--no_render"])):
-        line = one_error_line(run_module(module, args))
-        assert "could not be loaded" in line, line
+        assert message in line, line
 
 
 def test_evaluate_a_checkpoint_that_does_not_fit_its_env(tmp_path):
