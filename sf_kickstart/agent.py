@@ -71,6 +71,6 @@ def load_agent(
     try:
         return FrozenTeacher(spec, obs_space, action_space, device, fast=False)
     except TeacherError as exc:
-        raise AgentError(
-            f"Experiment {spec.name!r} cannot be played on this env: {exc}".replace("Teacher ", "", 1)
-        ) from exc
+        detail = " ".join(str(exc).replace(f"Teacher {spec.name!r} ", "", 1).split())  # one line
+        detail = detail if len(detail) < 600 else detail[:600] + " ..."
+        raise AgentError(f"Experiment {spec.name!r} cannot be played on this env: {detail}") from exc
