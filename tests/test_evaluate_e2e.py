@@ -67,12 +67,12 @@ def student(pushed, train_dir, hub, tmp_path_factory):
     """Kickstarted by the Hub teacher on two tasks and by the shipped zoo teacher on two others; periodic eval on."""
     teacher_map = tmp_path_factory.mktemp("maps") / "teachers.yaml"
     teacher_map.write_text(
-        "Empty-Random-6x6: hf://tester/tiny_teacher\nLavaGapS5: hf://tester/tiny_teacher\n"
-        "DoorKey-5x5: zoo:minigrid_suite_small\nMultiRoom-N2-S4: {path: 'zoo:minigrid_suite_small', rho: 0.5}\n"
+        "Empty-Random-6x6: {path: 'hf://tester/tiny_teacher', rho: 0.5}\nLavaGapS5: hf://tester/tiny_teacher\n"
+        "DoorKey-5x5: zoo:minigrid_suite_small\nMultiRoom-N2-S4: zoo:minigrid_suite_small\n"
     )
     r = run_module("sf_kickstart.train", [
         "--env=minigrid_suite", "--experiment=student", f"--train_dir={train_dir}", f"--teachers={teacher_map}",
-        "--train_for_env_steps=10000", "--eval_every_frames=4000", "--eval_episodes=2", "--report_interval=1",
+        "--train_for_env_steps=10000", "--eval_every_frames=4000", "--eval_episodes=2",
         "--use_rnn=True", "--rnn_size=48", "--encoder_mlp_layers=48", *FAST,
     ], hub=hub, timeout=600)
     assert r.returncode == 0, describe(r)
