@@ -67,6 +67,7 @@ def load_agent(
     """The experiment's model (eval mode, no gradients) from one checkpoint, built for `obs_space`/`action_space`.
     `.model` is SF's actor-critic, `.cfg` its config, `.checkpoint_path`, `.env_steps`, `.rnn_size`."""
     checkpoint = checkpoint or find_checkpoint(exp_dir, policy, kind)
+    device = "cuda" if device == "gpu" else device  # SF's name for it
     spec = TeacherSpec(path=os.path.abspath(exp_dir), policy=policy, checkpoint=checkpoint)
     try:
         return FrozenTeacher(spec, obs_space, action_space, device, fast=False)

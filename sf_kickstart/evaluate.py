@@ -135,7 +135,8 @@ def play(agent, env_cfg, task_envs: Dict[str, str], episodes: int, seed: int = 0
     returns = {t: [0.0] * episodes for t in task_envs}
     record_stats = bool(getattr(env_cfg, "use_record_episode_statistics", False))
     model = agent.model
-    rnn = torch.zeros(len(slots), agent.rnn_size)
+    device = agent.device
+    rnn = torch.zeros(len(slots), agent.rnn_size, device=device)
     obs: List[Optional[dict]] = [None] * len(slots)
     bar = _progress_bar(len(task_envs) * episodes, progress)
 
@@ -153,7 +154,7 @@ def play(agent, env_cfg, task_envs: Dict[str, str], episodes: int, seed: int = 0
     active = [i for i in range(len(slots)) if next_episode(i)]
     with torch.no_grad():
         while active:
-            batch = {k: torch.from_numpy(np.stack([np.asarray(obs[i][k]) for i in active])) for k in obs[active[0]]}
+            batch = {k: torch.from_numpy(np.stack([np.asarray(obs[i][k]) for i in active])).to(device) for k in obs[active[0]]}
             out = model(prepare_and_normalize_obs(model, batch), rnn[active])
             actions = argmax_actions(model.action_distribution()) if greedy else out["actions"]
             rnn[active] = out["new_rnn_states"]

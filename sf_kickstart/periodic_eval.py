@@ -135,9 +135,15 @@ class PeriodicEval(AlgoObserver):
             log.info(f"Periodic evaluation, policy {pid} at {r['env_steps']} frames: suite score {r['suite_score']:.2f}")
 
     def finish(self, runner, timeout_s: float = 900.0) -> None:
-        """After the run: wait for an evaluation in flight, then evaluate the final checkpoint."""
+        """After the run: wait for an evaluation in flight, then evaluate the final checkpoint (a run that did not
+        end normally only stops the evaluation in flight)."""
+        from sample_factory.algo.utils.misc import ExperimentStatus
+
+        ok = runner.status == ExperimentStatus.SUCCESS
+        if not ok and self.proc is not None:
+            self.proc.kill()
         for final in (False, True):
-            if final:
+            if final and ok:
                 self._spawn(latest_checkpoints(self.exp_dir, self.cfg.num_policies))
             if self.proc is not None:
                 try:
