@@ -43,7 +43,7 @@ def one_run(mode: str, opts, train_dir: str) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     fps = float(SF_FPS.findall(out)[-1])
     shutil.rmtree(os.path.join(train_dir, exp), ignore_errors=True)
-    return dict(mode=mode, train_fps=fps, cpu_s=cpu, cpu_ms_per_1k_frames=1000 * cpu / opts.frames, wall_s=wall,
+    return dict(mode=mode, train_fps=fps, cpu_s=cpu, cpu_s_per_1k_frames=1000 * cpu / opts.frames, wall_s=wall,
                 evaluations=len(EVALS.findall(out)))
 
 
@@ -64,9 +64,9 @@ def main() -> int:
     summary = {}
     for mode in ("without_eval", "with_eval"):
         rs = [r for r in runs if r["mode"] == mode]
-        summary[mode] = {k: statistics.median(r[k] for r in rs) for k in ("train_fps", "cpu_ms_per_1k_frames", "wall_s")}
+        summary[mode] = {k: statistics.median(r[k] for r in rs) for k in ("train_fps", "cpu_s_per_1k_frames", "wall_s")}
     summary["ratio_train_fps"] = summary["with_eval"]["train_fps"] / summary["without_eval"]["train_fps"]
-    summary["ratio_cpu_per_frame"] = summary["with_eval"]["cpu_ms_per_1k_frames"] / summary["without_eval"]["cpu_ms_per_1k_frames"]
+    summary["ratio_cpu_per_frame"] = summary["with_eval"]["cpu_s_per_1k_frames"] / summary["without_eval"]["cpu_s_per_1k_frames"]
     os.makedirs(os.path.dirname(opts.out), exist_ok=True)
     with open(opts.out, "w") as f:
         json.dump(dict(args=vars(opts), runs=runs, summary=summary), f, indent=1)
