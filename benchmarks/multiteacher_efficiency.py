@@ -18,20 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 
 import yaml
 
+from sf_kickstart.experiments import run_train
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def train(args_list, log_path):
-    with open(log_path, "w") as log:
-        proc = subprocess.run([sys.executable, "-m", "sf_kickstart.train", *args_list], cwd=REPO, stdout=log, stderr=log)
-    if proc.returncode != 0:
-        raise RuntimeError(f"training failed (rc={proc.returncode}), see {log_path}")
-
+def run_train_logged(args_list, log_path) -> None:
+    run_train(args_list, log_path=log_path, check=True)
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,7 +63,7 @@ def main(argv=None) -> int:
             continue
         shutil.rmtree(exp_dir, ignore_errors=True)
         print(f"expert {name}: {args.expert_frames} frames on {tasks[0]} (serves {tasks})", flush=True)
-        train(["--preset=minigrid_small_teacher.yaml", f"--env=minigrid_{tasks[0]}", f"--experiment={name}",
+        run_train_logged(["--preset=minigrid_small_teacher.yaml", f"--env=minigrid_{tasks[0]}", f"--experiment={name}",
                f"--train_dir={teachers_dir}", f"--train_for_env_steps={args.expert_frames}", "--seed=0", *args.extra],
               os.path.join(teachers_dir, f"{name}.log"))
     # 2. one small multi-task teacher
@@ -75,7 +71,7 @@ def main(argv=None) -> int:
     if not (args.reuse_teachers and os.path.isdir(os.path.join(single, "checkpoint_p0"))):
         shutil.rmtree(single, ignore_errors=True)
         print(f"multi-task teacher: {args.teacher_frames} frames on minigrid_suite", flush=True)
-        train(["--preset=minigrid_small_teacher.yaml", "--env=minigrid_suite", "--experiment=multitask_teacher",
+        run_train_logged(["--preset=minigrid_small_teacher.yaml", "--env=minigrid_suite", "--experiment=multitask_teacher",
                f"--train_dir={teachers_dir}", f"--train_for_env_steps={args.teacher_frames}", "--seed=0", *args.extra],
               os.path.join(teachers_dir, "multitask_teacher.log"))
 
@@ -96,7 +92,7 @@ def main(argv=None) -> int:
             exp = f"{method}_seed{seed}"
             shutil.rmtree(os.path.join(students_dir, exp), ignore_errors=True)
             print(f"student {exp} ...", flush=True)
-            train(["--preset=minigrid_large_student.yaml", "--env=minigrid_suite", f"--experiment={exp}",
+            run_train_logged(["--preset=minigrid_large_student.yaml", "--env=minigrid_suite", f"--experiment={exp}",
                    f"--train_dir={students_dir}", f"--train_for_env_steps={args.student_frames}", f"--seed={seed + 1}",
                    *method_flags[method], *args.extra],
                   os.path.join(students_dir, f"{exp}.log"))
@@ -105,7 +101,6 @@ def main(argv=None) -> int:
 
     return report.main([students_dir, "--baseline=scratch", f"--out={os.path.join(args.train_dir, 'report')}",
                         "--budgets=0.1,0.25,0.5,1.0"])
-
 
 if __name__ == "__main__":
     sys.exit(main())

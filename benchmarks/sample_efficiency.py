@@ -16,36 +16,23 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from typing import Dict, List, Optional
 
+from sf_kickstart.experiments import run_train, scalar_points as scalars
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def scalars(exp_dir: str, tag: str):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    ea = EventAccumulator(os.path.join(exp_dir, ".summary", "0"), size_guidance={"scalars": 0})
-    ea.Reload()
-    if tag not in ea.Tags()["scalars"]:
-        return []
-    return [(e.step, e.value) for e in ea.Scalars(tag)]
-
-
-def train(args_list: List[str], log_path: str) -> None:
-    with open(log_path, "w") as log:
-        proc = subprocess.run([sys.executable, "-m", "sf_kickstart.train", *args_list], cwd=REPO, stdout=log, stderr=log)
-    if proc.returncode != 0:
-        raise RuntimeError(f"training failed (rc={proc.returncode}), see {log_path}")
-
-
 def frames_to_reach(curve, threshold: float) -> Optional[int]:
-    for step, value in curve:
-        if value >= threshold:
-            return int(step)
-    return None
+    """First step of a [(step, value)] curve whose value is >= threshold (the report's first_reach)."""
+    from sf_kickstart.report.analysis import first_reach
 
+    steps, values = zip(*curve) if curve else ((), ())
+    found = first_reach(steps, values, threshold)
+    return None if found is None else int(found)
+
+def run_train_logged(args_list, log_path) -> None:
+    run_train(args_list, log_path=log_path, check=True)
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,10 +60,10 @@ def main(argv=None) -> int:
         shutil.rmtree(teacher_dir, ignore_errors=True)
         print(f"teacher: small preset, {args.teacher_easy_frames} frames on {args.easy_task}", flush=True)
         t_args = ["--preset=minigrid_small_teacher.yaml", f"--experiment={teacher}", "--seed=0", *common]
-        train(t_args + [f"--env=minigrid_{args.easy_task}", f"--train_for_env_steps={args.teacher_easy_frames}"],
+        run_train_logged(t_args + [f"--env=minigrid_{args.easy_task}", f"--train_for_env_steps={args.teacher_easy_frames}"],
               os.path.join(args.train_dir, "teacher_easy.log"))
         print(f"teacher: + {args.teacher_frames} frames on {args.task}", flush=True)
-        train(t_args + [f"--env=minigrid_{args.task}", "--restart_behavior=resume",
+        run_train_logged(t_args + [f"--env=minigrid_{args.task}", "--restart_behavior=resume",
                         f"--train_for_env_steps={args.teacher_easy_frames + args.teacher_frames}"],
               os.path.join(args.train_dir, "teacher_hard.log"))
     t_curve = scalars(teacher_dir, task_score)
@@ -101,7 +88,7 @@ def main(argv=None) -> int:
                 s_args += [f"--teacher={teacher_dir}", "--kickstart_schedule=linear",
                            f"--kickstart_lambda={args.ks_lambda}", f"--kickstart_end_frames={args.ks_end_frames}"]
             print(f"{exp} ...", flush=True)
-            train(s_args, os.path.join(args.train_dir, f"{exp}.log"))
+            run_train_logged(s_args, os.path.join(args.train_dir, f"{exp}.log"))
             curve = scalars(os.path.join(args.train_dir, exp), task_score)
             reached = frames_to_reach(curve, teacher_score)
             final = curve[-1][1] if curve else float("nan")
@@ -152,7 +139,6 @@ def main(argv=None) -> int:
     with open(os.path.join(args.train_dir, "sample_efficiency.json"), "w") as f:
         json.dump(dict(args=vars(args), teacher_score=teacher_score, results=results, ratios=ratios), f, indent=2)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

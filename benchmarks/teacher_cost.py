@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     from sample_factory.model.model_utils import get_rnn_size
 
     from sf_kickstart.suites.registry import prepare_env
-    from sf_kickstart.teachers import TeacherBank, TeacherSpec, _example_inputs
+    from sf_kickstart.teachers import StackedTeachers, TeacherBank, TeacherSpec
     from sf_kickstart.train import _make_env_info, parse_args
 
     cfg, _ = parse_args([f"--preset={args.student_preset}", f"--env={args.env}", "--experiment=bench_cost"])
@@ -81,14 +81,9 @@ def main(argv=None) -> int:
     banks = {}
     for setup, specs in setups.items():
         for impl in ("kernel", "torch"):
-            bank = TeacherBank(specs, tasks, info.obs_space, info.action_space, "cpu")
-            members, stacked = bank.whole
+            bank = TeacherBank(specs, tasks, info.obs_space, info.action_space, "cpu", cpu_kernel=impl == "kernel")
             if impl == "torch":
-                bank.routing_kernel, stacked.kernel = None, None
-                gen = torch.Generator().manual_seed(0)
-                ex = _example_inputs(info.obs_space, stacked.keys, stacked.rnn_size, 37, "cpu", gen)
-                stacked.trace(dict(zip(stacked.keys, ex[:-1])), ex[-1], np.arange(37) % len(members))
-                assert stacked.traced is not None
+                assert isinstance(bank.whole, StackedTeachers) and bank.whole.traced is not None
             banks[(setup, impl)] = bank
     samples = real_observations(cfg, num_envs=2 * len(tasks), steps=8)
     num_logits = info.action_space.n

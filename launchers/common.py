@@ -149,10 +149,9 @@ def extra_args(value: Optional[str] = None) -> List[str]:
 
 def frames_label(frames: float) -> str:
     """250000 -> '250k', 2000000 -> '2M', 2500000 -> '2.5M' (used in method names)."""
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if frames >= div:
-            return f"{frames / div:g}{unit}"
-    return f"{frames:g}"
+    from sf_kickstart.experiments import format_frames
+
+    return format_frames(frames, digits=None)
 
 
 def cmd(*tokens: str) -> str:

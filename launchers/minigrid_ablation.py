@@ -47,7 +47,6 @@ from launchers.common import (
 
 ABLATION_RUN = "minigrid_ablation"
 TEACHER = "{TEACHER}"  # placeholder in the commands, resolved by PlaceholderRunDescription
-BASELINE_METHOD = "large_scratch"
 PBT_OBJECTIVE = "suite_score"  # sf_kickstart.suites.registry.SUITE_SCORE_KEY: the capped mean normalised score
 
 

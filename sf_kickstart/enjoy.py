@@ -59,7 +59,7 @@ def _replace(argv: List[str], flag: str, value: str) -> List[str]:
 def experiment_argv(argv: List[str]) -> List[str]:
     """Resolve --experiment (a name under --train_dir, a path, zoo:NAME or hf://user/repo) into SF's
     --train_dir/--experiment pair, and default --env to the experiment's own."""
-    from sf_kickstart.teachers import TeacherError, resolve_experiment_dir
+    from sf_kickstart.experiments import ExperimentError, resolve_experiment_dir
 
     name = _argv_value(argv, "experiment")
     if name is None:
@@ -67,8 +67,8 @@ def experiment_argv(argv: List[str]) -> List[str]:
     train_dir = _argv_value(argv, "train_dir") or "train_dir"
     try:
         exp_dir = resolve_experiment_dir(name, train_dir)
-    except TeacherError as exc:
-        raise AgentError(str(exc).replace("Teacher", "Experiment", 1).split(". A teacher")[0]) from exc
+    except ExperimentError as exc:
+        raise AgentError(f"Experiment {exc}") from exc
     argv = _replace(_replace(argv, "train_dir", os.path.dirname(exp_dir)), "experiment", os.path.basename(exp_dir))
     if _argv_value(argv, "env") is None:
         argv = [f"--env={experiment_cfg(exp_dir).env}"] + argv
@@ -112,10 +112,10 @@ def sf_enjoy_fixed():
     """SF's enjoy module with the project's checkpoint loader and the video writer above."""
     import sample_factory.enjoy as sf_enjoy
 
-    from sf_kickstart.learner import KickstartLearner
+    from sf_kickstart.learner import FixedLearner
 
     saved = sf_enjoy.Learner, sf_enjoy.generate_replay_video
-    sf_enjoy.Learner, sf_enjoy.generate_replay_video = KickstartLearner, save_video
+    sf_enjoy.Learner, sf_enjoy.generate_replay_video = FixedLearner, save_video
     try:
         yield sf_enjoy.enjoy
     finally:
@@ -123,7 +123,7 @@ def sf_enjoy_fixed():
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from sf_kickstart.learner import CheckpointLoadError
+    from sf_kickstart.experiments import CheckpointLoadError
     from sf_kickstart.train import USER_ERRORS, PresetError, parse_args
 
     argv = list(sys.argv[1:] if argv is None else argv)

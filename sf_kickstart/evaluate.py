@@ -49,7 +49,7 @@ from sample_factory.utils.attr_dict import AttrDict
 
 from sf_kickstart.agent import AgentError, experiment_cfg, load_agent
 from sf_kickstart.suites.registry import SuiteError, suite_for_env
-from sf_kickstart.teachers import TeacherError, task_owners, teacher_specs_from_cfg
+from sf_kickstart.teachers import TeacherError, TeacherRouting, teacher_specs_from_cfg
 
 FORMAT = "sf_kickstart.scores/1"
 EVAL_DIR = "evaluation"
@@ -205,30 +205,31 @@ def bootstrap_means(returns: Dict[str, Sequence[float]], seed: int = 0) -> Dict[
 
 def summarize(env: str, returns: Dict[str, Sequence[float]], seed: int = 0) -> dict:
     """Per task mean raw return, normalised score and suite-scale score with 95 % CIs; the suite score with its CI
-    (bootstrap over each task's episodes)."""
-    suite = suite_for_env(env)
+    (bootstrap over each task's episodes). Normalisation is the suite's `scoring.ScoreTable` (the one the training
+    summaries use); a family without one scores the mean raw return."""
+    table = suite_for_env(env).score_table()
     boot = bootstrap_means(returns, seed)
     means = {t: float(np.mean(r)) for t, r in returns.items()}
-    normalized = suite.suite_score(means) is not None
 
-    def task_score(task, value):
-        return min(100.0, suite.normalized_score(task, value)) if normalized else value
+    def normalized(task, value):
+        return None if table is None else table.normalized(task, value)
+
+    def task_score(task, value):  # what the suite score averages: table.capped_mean of this one task
+        return value if table is None else table.capped_mean({task: value})
 
     tasks = {}
     for t, r in returns.items():
         lo, hi = _ci(boot[t])  # the normalised score is increasing in the mean return: map the interval's ends
         tasks[t] = dict(
             returns=[float(x) for x in r], mean_return=means[t], mean_return_ci=[lo, hi],
-            normalized=suite.normalized_score(t, means[t]) if normalized else None,
-            normalized_ci=[suite.normalized_score(t, lo), suite.normalized_score(t, hi)] if normalized else None,
+            normalized=normalized(t, means[t]), normalized_ci=None if table is None else [normalized(t, lo), normalized(t, hi)],
             score=task_score(t, means[t]), score_ci=[task_score(t, lo), task_score(t, hi)],
         )
     per_sample = [float(np.mean([task_score(t, boot[t][b]) for t in returns])) for b in range(BOOTSTRAP)]
+    suite_score = float(np.mean(list(means.values()))) if table is None else table.capped_mean(means)
     return dict(
-        score_kind="capped_normalized" if normalized else "mean_return",
-        tasks=tasks,
-        suite_score=float(np.mean([v["score"] for v in tasks.values()])),
-        suite_score_ci=_ci(np.asarray(per_sample)),
+        score_kind="mean_return" if table is None else "capped_normalized",
+        tasks=tasks, suite_score=suite_score, suite_score_ci=_ci(np.asarray(per_sample)),
     )
 
 
@@ -346,7 +347,7 @@ def evaluate_experiment(exp_dir: str, opts) -> dict:
         raise EvaluationError(f"Teacher of {exp_dir!r}: {exc}") from exc
     teachers = [evaluate_agent(s.path, setup, spaces, s.policy, name=s.name) for s in specs]
     names = suite_for_env(setup.env_cfg.env).task_names(setup.env_cfg.env)
-    owner_of = dict(zip(names, task_owners(specs, names))) if specs else {}
+    owner_of = dict(zip(names, TeacherRouting.of(specs, names).teacher_of_task)) if specs else {}
     owners = {t: owner_of.get(t, -1) for t in setup.task_envs}
     return dict(student=student, teachers=teachers, comparison=compare(student, teachers, owners, opts.seed))
 
@@ -425,7 +426,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     add_args(parser)
     opts = parser.parse_args(argv)
     from sf_kickstart.device import DeviceError, check_device
-    from sf_kickstart.teachers import resolve_experiment_dir
+    from sf_kickstart.experiments import ExperimentError, resolve_experiment_dir
 
     try:
         if opts.episodes < 1:
@@ -433,8 +434,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_device(opts.device)
         try:
             exp_dir = resolve_experiment_dir(opts.experiment, opts.train_dir or "train_dir")
-        except TeacherError as exc:
-            raise EvaluationError(str(exc).replace("Teacher", "Experiment", 1).split(". A teacher")[0]) from exc
+        except ExperimentError as exc:
+            raise EvaluationError(f"Experiment {exc}") from exc
         report = evaluate_experiment(exp_dir, opts)
     except (EvaluationError, AgentError, DeviceError) as exc:
         print(f"sf_kickstart: error: {exc}", file=sys.stderr)

@@ -14,7 +14,7 @@ import os
 import re
 from typing import Optional
 
-from sf_kickstart.teachers import TeacherError
+from sf_kickstart.experiments import ExperimentError
 
 HF_PREFIX = "hf://"
 HUB_DIR = "hub"
@@ -30,7 +30,7 @@ def is_hub_uri(path: str) -> bool:
 def repo_id_of(uri: str) -> str:
     repo_id = uri[len(HF_PREFIX) :].strip("/")
     if not _REPO_ID.match(repo_id):
-        raise TeacherError(f"{uri!r} is not a Hugging Face model repository: expected hf://<user>/<repo>")
+        raise ExperimentError(f"{uri!r} is not a Hugging Face model repository: expected hf://<user>/<repo>")
     return repo_id
 
 
@@ -39,7 +39,7 @@ def hub_dir(repo_id: str, train_dir: Optional[str]) -> str:
 
 
 def fetch(uri: str, train_dir: Optional[str]) -> str:
-    """The local experiment dir of hf://user/repo, downloaded on first use. TeacherError naming the repo when it
+    """The local experiment dir of hf://user/repo, downloaded on first use. ExperimentError naming the repo when it
     cannot be downloaded (offline, missing, private) or is not a Sample Factory model repository."""
     repo_id = repo_id_of(uri)
     local = hub_dir(repo_id, train_dir)
@@ -48,16 +48,16 @@ def fetch(uri: str, train_dir: Optional[str]) -> str:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:
-        raise TeacherError(f"{uri}: downloading teachers needs huggingface_hub (pip install huggingface_hub)") from exc
+        raise ExperimentError(f"{uri!r}: downloading it needs huggingface_hub (pip install huggingface_hub)") from exc
     try:
         snapshot_download(repo_id=repo_id, local_dir=local, allow_patterns=TEACHER_FILES)
     except Exception as exc:  # noqa: BLE001 - offline, unknown repo, no access: all mean "cannot get this teacher"
-        raise TeacherError(
-            f"Could not download teacher {uri} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
+        raise ExperimentError(
+            f"{uri!r} could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
             f"Check the repository name and the network, or download it where there is one and pass its directory"
         ) from exc
     if not os.path.isfile(os.path.join(local, "config.json")):
-        raise TeacherError(f"{uri} is not a Sample Factory model repository: it has no config.json at its root")
+        raise ExperimentError(f"{uri!r} is not a Sample Factory model repository: it has no config.json at its root")
     with open(os.path.join(local, DOWNLOADED), "w") as f:
         f.write(repo_id + "\n")
     return local

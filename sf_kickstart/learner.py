@@ -1,6 +1,7 @@
-"""Sample Factory's Learner plus the kickstart term, its summaries and its checkpointed λ state.
+"""Sample Factory's Learner plus the kickstart term, its summaries and its checkpointed kickstart weights.
 
-Also fixes two SF 2.1.1 learner defects for every run that goes through sf_kickstart.train (teacher or not):
+`FixedLearner` fixes two SF 2.1.1 learner defects for every run that goes through sf_kickstart.train (teacher or not);
+`KickstartLearner` adds kickstarting on top of it:
   * `--with_vtrace=True` crashed at the first summary (`mb.advantages` does not exist under V-trace): we summarise
     the V-trace advantages instead;
   * a checkpoint that fails to load (e.g. torch>=2.6 `weights_only` default on a checkpoint holding numpy scalars)
@@ -12,21 +13,22 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
-import numpy as np
 import torch
 
 from sample_factory.algo.learning.learner import Learner
 from sample_factory.utils.utils import log
 
+from sf_kickstart import tags
+from sf_kickstart.experiments import load_checkpoint
 from sf_kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
-from sf_kickstart.schedules import KickstartSchedule
-from sf_kickstart.teachers import task_owners
+from sf_kickstart.weights import HYPERPARAMETERS, KickstartWeights
 
 
-class CheckpointLoadError(RuntimeError):
-    pass
+REFUSE_RANDOM_WEIGHTS = (
+    ". Refusing to train from random weights: remove or fix the file, or use a new --experiment."
+)
 
 
 def distribution_logits(action_distribution) -> torch.Tensor:
@@ -38,67 +40,59 @@ def distribution_logits(action_distribution) -> torch.Tensor:
     raise TypeError(f"Kickstarting needs a categorical policy, got {type(action_distribution).__name__}")
 
 
-class KickstartLearner(Learner):
+class FixedLearner(Learner):
+    """SF's Learner with the two defects above fixed."""
+
+    def _record_summaries(self, train_loop_vars):
+        var = train_loop_vars
+        if self.cfg.with_vtrace and "advantages" not in var.mb:
+            var.mb["advantages"] = var.adv  # SF 2.1.1 crashes here under V-trace; summarise the V-trace advantages
+        return super()._record_summaries(train_loop_vars)
+
+    @staticmethod
+    def load_checkpoint(checkpoints, device):
+        if len(checkpoints) <= 0:
+            log.warning("No checkpoints found")
+            return None
+        log.warning("Loading state from checkpoint %s...", checkpoints[-1])
+        return load_checkpoint(checkpoints[-1], device, hint=REFUSE_RANDOM_WEIGHTS)
+
+
+class KickstartLearner(FixedLearner):
     def __init__(self, cfg, env_info, policy_versions_tensor, policy_id, param_server, layout=None):
         super().__init__(cfg, env_info, policy_versions_tensor, policy_id, param_server)
         self.layout = layout
-        self.schedule = KickstartSchedule.from_cfg(cfg) if layout is not None else None
+        self.weights = KickstartWeights.from_cfg(cfg, layout.specs) if layout is not None else None
         self.splits = logit_splits(env_info.action_space) if layout is not None else None
-        self.teacher_names: List[str] = [s.name for s in layout.specs] if layout is not None else []
-        self.rho = np.array([s.rho for s in layout.specs], dtype=np.float64) if layout is not None else np.zeros(0)
-        # task index -> teacher index (-1: no teacher), for per-task λ summaries
-        self.task_teacher: List[int] = task_owners(layout.specs, layout.task_names) if layout is not None else []
         self._ks_pending: Optional[Dict[str, float]] = None
         # --kickstart_debug_dump=K: save the first K training batches' kickstart inputs (diagnostics and tests)
         self._dumps_left = int(getattr(cfg, "kickstart_debug_dump", 0)) if layout is not None else 0
         self._dump_raw: Optional[Dict] = None
 
-    # ---------------------------------------------------------------- λ
     @property
     def enabled(self) -> bool:
         return self.layout is not None
 
-    def current_alpha(self) -> float:
-        return self.schedule.alpha(self.env_steps, scale=self.cfg.kickstart_lambda)
-
-    def current_lambdas(self) -> np.ndarray:
-        return self.current_alpha() * self.rho
-
+    # ---------------------------------------------------------------- PBT
     def _maybe_update_cfg(self) -> None:
-        new_rho = None
-        if self.new_cfg is not None and "kickstart_rho" in self.new_cfg:
-            self.new_cfg = dict(self.new_cfg)
-            new_rho = self.new_cfg.pop("kickstart_rho")
+        """PBT's new cfg: α scale and ρ_i go to the kickstart weights (cfg keeps the run's flags), the rest to SF."""
+        if self.new_cfg is not None and self.enabled:
+            self.new_cfg = self.weights.pop_hyperparameters(self.new_cfg)
+        elif self.new_cfg is not None:
+            self.new_cfg = {k: v for k, v in self.new_cfg.items() if k not in HYPERPARAMETERS}
         super()._maybe_update_cfg()
-        if new_rho is not None and self.enabled:
-            self.set_rho(new_rho)
 
     def _maybe_load_policy(self) -> None:
         """PBT exploit. SF 2.1.1 applies the new (mutated) cfg first and then loads the source member's checkpoint,
-        whose curr_lr — and here α scale and ρ — overwrite the freshly mutated values. Re-apply them after loading."""
+        whose curr_lr overwrites the freshly mutated value: re-apply it. (The kickstart weights are not restored from
+        the source's checkpoint at all: `_load_state` with load_progress=False.)"""
         if self.policy_to_load is None:
             return super()._maybe_load_policy()
         mutated_lr = self.cfg.learning_rate
-        mutated_alpha = getattr(self.cfg, "kickstart_lambda", None)
-        mutated_rho = self.rho.copy()
         super()._maybe_load_policy()
         if self.cfg.lr_schedule == "constant":
             self.curr_lr = mutated_lr
             self._apply_lr(self.curr_lr)
-        if self.enabled and mutated_alpha is not None:
-            self.cfg.kickstart_lambda = mutated_alpha
-            self.rho = mutated_rho
-
-    def set_rho(self, rho) -> None:
-        if isinstance(rho, dict):
-            for name, value in rho.items():
-                if name in self.teacher_names:
-                    self.rho[self.teacher_names.index(name)] = float(value)
-        else:
-            rho = np.asarray(rho, dtype=np.float64).reshape(-1)
-            if rho.shape == self.rho.shape:
-                self.rho = rho.copy()
-        self.rho = np.clip(self.rho, 0.0, None)
 
     # ---------------------------------------------------------------- batch and loss
     def _prepare_batch(self, batch):
@@ -128,7 +122,7 @@ class KickstartLearner(Learner):
             return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
 
         with torch.no_grad():
-            lambdas = torch.as_tensor(self.current_lambdas(), dtype=torch.float32, device=self.device)
+            lambdas = torch.as_tensor(self.weights.lambdas(self.env_steps), dtype=torch.float32, device=self.device)
             tidx = mb.teacher_idx.long()
             has_teacher = tidx >= 0
             weights = torch.where(has_teacher, lambdas[tidx.clamp_min(0)], torch.zeros_like(mb.teacher_idx))
@@ -172,10 +166,10 @@ class KickstartLearner(Learner):
                 valids=mb.valids.detach().cpu().clone(),
                 dones=mb.dones.detach().cpu().clone(),
                 loss=float(term.loss.detach()),
-                alpha=self.current_alpha(),
-                rho=self.rho.copy(),
+                alpha=self.weights.alpha(self.env_steps),
+                rho=self.weights.rho.copy(),
                 env_steps=int(self.env_steps),
-                teacher_names=list(self.teacher_names),
+                teacher_names=list(self.weights.teacher_names),
             ),
             os.path.join(out_dir, f"batch_{idx:03d}.pt"),
         )
@@ -185,8 +179,6 @@ class KickstartLearner(Learner):
     # ---------------------------------------------------------------- summaries
     def _record_summaries(self, train_loop_vars):
         var = train_loop_vars
-        if self.cfg.with_vtrace and "advantages" not in var.mb:
-            var.mb["advantages"] = var.adv  # SF 2.1.1 crashes here under V-trace; summarise the V-trace advantages
         stats = super()._record_summaries(train_loop_vars)
         if self.enabled and "ks_term" in var:
             stats.policy_loss = float(var.ks_rl_policy_loss)  # train/policy_loss stays the RL term alone
@@ -195,23 +187,25 @@ class KickstartLearner(Learner):
 
     @torch.no_grad()
     def _kickstart_summaries(self, term, tidx) -> Dict[str, float]:
-        alpha = self.current_alpha()
-        lambdas = alpha * self.rho
+        """Entries of the kickstart stats message: key -> value, written as KICKSTART + key (see tags.py)."""
+        alpha = self.weights.alpha(self.env_steps)
+        lambdas = alpha * self.weights.rho
         out = term_summaries(term)
         kl, agree = term.kl, term.agreement
         out["alpha"] = alpha
         out["lambda"] = float(lambdas.mean()) if len(lambdas) else 0.0
-        for i, name in enumerate(self.teacher_names):
+        for i, name in enumerate(self.weights.teacher_names):
             rows = term.supervised & (tidx == i)
             out[f"lambda_{name}"] = float(lambdas[i])
-            out[f"rho_{name}"] = float(self.rho[i])
+            out[f"rho_{name}"] = float(self.weights.rho[i])
             if rows.any():
                 out[f"kl_{name}"] = masked_mean(kl, rows)
                 out[f"action_agreement_{name}"] = masked_mean(agree, rows)
                 out[f"loss_{name}"] = float(lambdas[i]) * masked_mean(term.ce, rows)
-        if len(self.layout.task_names) > 1:
-            for task, owner in zip(self.layout.task_names, self.task_teacher):
-                out[f"lambda_{task}"] = float(lambdas[owner]) if owner >= 0 else 0.0
+        routing = self.layout.routing
+        if len(routing.task_names) > 1:
+            for task, owner in zip(routing.task_names, routing.teacher_of_task):
+                out[tags.task_lambda(task)[len(tags.KICKSTART) :]] = float(lambdas[owner]) if owner >= 0 else 0.0
         return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
 
     def train(self, batch):
@@ -222,43 +216,15 @@ class KickstartLearner(Learner):
         return stats
 
     # ---------------------------------------------------------------- checkpoints
-    @staticmethod
-    def load_checkpoint(checkpoints, device):
-        if len(checkpoints) <= 0:
-            log.warning("No checkpoints found")
-            return None
-        latest = checkpoints[-1]
-        log.warning("Loading state from checkpoint %s...", latest)
-        try:
-            return torch.load(latest, map_location=device, weights_only=False)
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointLoadError(
-                f"Checkpoint {latest} exists but could not be loaded ({type(exc).__name__}: {exc}). Refusing to "
-                f"train from random weights: remove or fix the file, or use a new --experiment."
-            ) from exc
-
     def _get_checkpoint_dict(self):
         checkpoint = super()._get_checkpoint_dict()
         if self.enabled:
-            checkpoint["kickstart"] = self.kickstart_state()
+            checkpoint["kickstart"] = self.weights.state_dict(self.env_steps)
         return checkpoint
 
-    def kickstart_state(self) -> Dict:
-        return dict(
-            schedule=self.schedule.state_dict(),
-            alpha_scale=float(self.cfg.kickstart_lambda),
-            alpha=self.current_alpha(),
-            rho={name: float(r) for name, r in zip(self.teacher_names, self.rho)},
-            env_steps=int(self.env_steps),
-        )
-
     def _load_state(self, checkpoint_dict, load_progress=True):
+        """Resume (load_progress=True) restores the kickstart weights; a PBT exploit (False) keeps the new cfg's."""
         super()._load_state(checkpoint_dict, load_progress=load_progress)
         state = checkpoint_dict.get("kickstart")
-        if self.enabled and state is not None:
-            self.cfg.kickstart_lambda = float(state["alpha_scale"])
-            self.set_rho(state["rho"])
-            log.info(
-                f"Restored kickstart state: alpha_scale={self.cfg.kickstart_lambda}, rho={state['rho']}, "
-                f"alpha at restore={self.current_alpha():.4f}"
-            )
+        if self.enabled and state is not None and load_progress:
+            self.weights.load_state_dict(state)

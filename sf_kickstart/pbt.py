@@ -11,8 +11,9 @@ multiplicative perturbation; SF's 1% chance of a reset to the default can bring 
 
 Exploit: SF copies the better member's weights and optimizer (checkpoint, `load_progress=False`) and hands the
 perturbed copy of its cfg to the learner, including its α and ρ_i: the λ state is copied, then explored. The
-learner re-applies that new cfg *after* loading the weights (SF 2.1.1 let the source checkpoint's lr, and here α/ρ,
-overwrite the freshly mutated values).
+learner hands α and ρ_i to its `weights.KickstartWeights` (`pop_hyperparameters`; the learner's cfg keeps the run's
+flags) and does not restore them from the source's checkpoint; it re-applies the mutated lr after loading the weights
+(SF 2.1.1 let the source checkpoint's lr overwrite the freshly mutated value).
 
 Ranking objective: `--pbt_target_objective` (defaults to `suite_score`, the capped mean normalised suite score, when
 the env is one of our suites). Each exploit is written to tensorboard as `kickstart/pbt_exploit_from` (the source
@@ -27,7 +28,10 @@ from typing import Dict
 from sample_factory.pbt.population_based_training import PopulationBasedTraining
 from sample_factory.utils.utils import log
 
-KICKSTART_PBT_KEYS = ("kickstart_lambda", "kickstart_rho")
+from sf_kickstart import tags
+from sf_kickstart.weights import HYPERPARAMETERS
+
+KICKSTART_PBT_KEYS = HYPERPARAMETERS  # α scale, {teacher: ρ_i}: what the learner's KickstartWeights take from PBT
 
 
 class KickstartPBT(PopulationBasedTraining):
@@ -111,7 +115,7 @@ class KickstartPBT(PopulationBasedTraining):
                 steps = self.runner.env_steps.get(policy_id, 0)
                 writer = self.runner.writers.get(policy_id)
                 if writer is not None:
-                    writer.add_scalar("kickstart/pbt_exploit_from", replacement_policy, steps)
+                    writer.add_scalar(tags.EXPLOIT, replacement_policy, steps)
                 log.info(f"PBT: policy {policy_id} exploits policy {replacement_policy} (weights, optimizer, λ state)")
         super().on_saved_model(replacement_policy)
 

@@ -15,7 +15,6 @@ checkpoint). When training ends, the final checkpoint is evaluated before the ru
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -26,6 +25,9 @@ from typing import Dict, List, Optional
 
 from sample_factory.algo.runners.runner import AlgoObserver
 from sample_factory.utils.utils import experiment_dir, log
+
+from sf_kickstart import tags
+from sf_kickstart.experiments import latest_checkpoint
 
 EVAL_NICE = 10
 
@@ -49,11 +51,7 @@ def add_args(parser) -> None:
 
 
 def latest_checkpoints(exp_dir: str, num_policies: int) -> List[Optional[str]]:
-    out = []
-    for pid in range(num_policies):
-        found = sorted(glob.glob(os.path.join(exp_dir, f"checkpoint_p{pid}", "checkpoint_*.pth")))
-        out.append(found[-1] if found else None)
-    return out
+    return [latest_checkpoint(exp_dir, pid) for pid in range(num_policies)]
 
 
 def freeze(checkpoint: str, directory: str) -> Optional[str]:
@@ -128,9 +126,9 @@ class PeriodicEval(AlgoObserver):
         for pid, r in results.items():
             writer = runner.writers[int(pid)]
             for task, v in r["tasks"].items():
-                writer.add_scalar(f"eval/{task}", v["score"], r["env_steps"])
-                writer.add_scalar(f"eval/{task}_return", v["mean_return"], r["env_steps"])
-            writer.add_scalar("eval/suite_score", r["suite_score"], r["env_steps"])
+                writer.add_scalar(tags.eval_task_score(task), v["score"], r["env_steps"])
+                writer.add_scalar(tags.eval_task_return(task), v["mean_return"], r["env_steps"])
+            writer.add_scalar(tags.EVAL_SUITE_SCORE, r["suite_score"], r["env_steps"])
             writer.flush()
             log.info(f"Periodic evaluation, policy {pid} at {r['env_steps']} frames: suite score {r['suite_score']:.2f}")
 

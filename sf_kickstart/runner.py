@@ -11,30 +11,21 @@ across trajectory boundaries and zero it at episode ends, in batched and non-bat
 of inference workers, so each env's teacher state is kept and reset exactly like the student's, without touching
 SF's rollout code. The learner slices the tail off before the student sees it.
 
-Robustness: SF's event loops log and swallow exceptions raised in slots, so a worker whose env or teacher cannot be
-created would idle forever while its heartbeat timer keeps ticking. Our workers turn such failures into a process
-exit, and the runner stops the experiment with a failure status as soon as any of its processes dies.
+Sample Factory's own defects are fixed in the base class, `robust_runner.RobustRunner`; this module only adds the
+kickstart wiring (buffers, batcher, teacher-aware inference worker, learner, stats handler) in its subclass.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import time
-import traceback
+import functools
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import torch
-from signal_slot.signal_slot import Timer
 
 from sample_factory.algo.learning.batcher import Batcher
-from sample_factory.algo.learning.learner_worker import LearnerWorker
 from sample_factory.algo.runners.runner import AlgoObserver
-from sample_factory.algo.runners.runner_parallel import ParallelRunner
-from sample_factory.algo.sampling.inference_worker import InferenceWorker
-from sample_factory.algo.sampling.rollout_worker import RolloutWorker
-from sample_factory.algo.sampling.sampler import ParallelSampler
+from sample_factory.algo.utils.misc import advance_rollouts_signal
 from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
 from sample_factory.algo.utils.shared_buffers import (
     alloc_policy_output_tensors,
@@ -44,10 +35,11 @@ from sample_factory.algo.utils.shared_buffers import (
 )
 from sample_factory.algo.utils.tensor_utils import ensure_torch_tensor
 from sample_factory.algo.utils.torch_utils import inference_context
-from sample_factory.algo.utils.misc import ExperimentStatus, advance_rollouts_signal
 from sample_factory.utils.utils import log
 
-from sf_kickstart.teachers import TeacherBank, TeacherSpec
+from sf_kickstart import tags
+from sf_kickstart.robust_runner import RobustInferenceWorker, RobustRunner, RobustSampler, guarded
+from sf_kickstart.teachers import TeacherBank, TeacherRouting, TeacherSpec
 
 TEACHER_KEYS = ("teacher_logits", "teacher_idx")
 
@@ -60,7 +52,11 @@ class KickstartLayout:
     teacher_rnn: int
     num_logits: int
     specs: List[TeacherSpec] = field(default_factory=list)
-    task_names: List[str] = field(default_factory=list)
+    routing: Optional[TeacherRouting] = None  # task -> teacher, over the suite's task list
+
+    @property
+    def task_names(self) -> List[str]:
+        return list(self.routing.task_names) if self.routing is not None else []
 
     @property
     def total_rnn(self) -> int:
@@ -108,50 +104,6 @@ class KickstartBuffers(AlgoObserver):
         extend_buffers(runner.buffer_mgr, runner.cfg, runner.env_info, self.layout)
 
 
-def _exit_with_parent(serial: bool, main_pid: Optional[int]) -> None:
-    """Worker processes exit when the main process is gone (killed, crashed): SF's would run on forever, orphaned.
-    A polling thread, not PR_SET_PDEATHSIG: SF starts workers from a thread pool whose threads exit right away.
-    `main_pid` is recorded when the worker object is built in the main process, so a worker orphaned while it was
-    still starting up exits as well."""
-    if serial:
-        return
-    import threading
-
-    parent = main_pid if main_pid is not None else os.getppid()
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch():
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
-
-
-class _ExitWithParentOnUnpickle:
-    """Worker objects are pickled into their spawned process; unpickling is the first thing that happens there, long
-    before the runner's signals call `init()` (which never comes if the main process dies first)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.main_pid = os.getpid()  # constructed in the main process
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        _exit_with_parent(self.cfg.serial_mode, self.main_pid)
-
-
-def _fail_process(component: str, exc: BaseException, serial: bool) -> None:
-    log.error(f"{component} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-    if serial:
-        raise exc
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(1)  # the runner notices the dead process and stops the experiment with a failure status
-
-
 class KickstartBatcher(Batcher):
     def __init__(self, *args, layout: KickstartLayout, **kwargs):
         super().__init__(*args, **kwargs)
@@ -168,7 +120,7 @@ class KickstartBatcher(Batcher):
         self.initialized.emit()
 
 
-class KickstartInferenceWorker(_ExitWithParentOnUnpickle, InferenceWorker):
+class KickstartInferenceWorker(RobustInferenceWorker):
     """SF's inference worker plus the frozen teacher bank, run on the same raw observations as the student."""
 
     def __init__(self, *args, env_info, layout: Optional[KickstartLayout], **kwargs):
@@ -177,20 +129,15 @@ class KickstartInferenceWorker(_ExitWithParentOnUnpickle, InferenceWorker):
         self.layout = layout
         self.bank: Optional[TeacherBank] = None
 
+    @guarded("")
     def init(self, init_model_data):
-        try:
-            super().init(init_model_data)
-            if self.layout is not None and self.bank is None and self.is_initialized:
-                self.bank = TeacherBank(
-                    self.layout.specs,
-                    self.layout.task_names,
-                    self.ks_env_info.obs_space,
-                    self.ks_env_info.action_space,
-                    self.device,
-                )
-                log.info(f"{self.object_id}: loaded {len(self.bank)} frozen teacher(s) on {self.device}")
-        except Exception as exc:  # noqa: BLE001
-            _fail_process(self.object_id, exc, self.cfg.serial_mode)
+        super().init(init_model_data)
+        if self.layout is not None and self.bank is None and self.is_initialized:
+            info = self.ks_env_info
+            self.bank = TeacherBank(
+                self.layout.specs, self.layout.task_names, info.obs_space, info.action_space, self.device
+            )
+            log.info(f"{self.object_id}: loaded {len(self.bank)} frozen teacher(s) on {self.device}")
 
     def _handle_policy_steps(self, timing):
         if self.layout is None:
@@ -228,24 +175,10 @@ class KickstartInferenceWorker(_ExitWithParentOnUnpickle, InferenceWorker):
             self.requests = []
 
 
-class RobustRolloutWorker(_ExitWithParentOnUnpickle, RolloutWorker):
-    """A rollout worker whose env cannot be created (or crashes) exits instead of idling forever."""
-
-    def init(self):
-        try:
-            super().init()
-        except Exception as exc:  # noqa: BLE001
-            _fail_process(f"{self.object_id} (creating envs)", exc, self.cfg.serial_mode)
-
-    def advance_rollouts(self, split_idx, policy_id):
-        try:
-            super().advance_rollouts(split_idx, policy_id)
-        except Exception as exc:  # noqa: BLE001
-            _fail_process(f"{self.object_id} (stepping envs)", exc, self.cfg.serial_mode)
-
-
-class KickstartSampler(ParallelSampler):
-    layout: Optional[KickstartLayout] = None  # set on the class by the runner before construction
+class KickstartSampler(RobustSampler):
+    def __init__(self, *args, layout: Optional[KickstartLayout] = None, **kwargs):
+        self.layout = layout  # before SF's __init__, which makes the workers
+        super().__init__(*args, **kwargs)
 
     def _make_inference_worker(self, event_loop, policy_id, worker_idx, param_server):
         return KickstartInferenceWorker(
@@ -260,122 +193,34 @@ class KickstartSampler(ParallelSampler):
             layout=self.layout,
         )
 
-    def _make_rollout_worker(self, event_loop, worker_idx):
-        return RobustRolloutWorker(event_loop, worker_idx, self.buffer_mgr, self.inference_queues, self.cfg, self.env_info)
 
-
-class KickstartLearnerWorker(_ExitWithParentOnUnpickle, LearnerWorker):
-    def __init__(self, evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id, layout: Optional[KickstartLayout]):
-        super().__init__(evt_loop, cfg, env_info, buffer_mgr, batcher, policy_id)
-        from sf_kickstart.learner import KickstartLearner
-
-        self.learner = KickstartLearner(
-            cfg, env_info, buffer_mgr.policy_versions, policy_id, self.param_server, layout=layout
-        )
-
-    def init(self):
-        try:
-            super().init()
-        except Exception as exc:  # noqa: BLE001
-            _fail_process(f"{self.object_id} (init)", exc, self.cfg.serial_mode)
-
-    def on_new_training_batch(self, batch_idx: int):
-        try:
-            super().on_new_training_batch(batch_idx)
-        except Exception as exc:  # noqa: BLE001
-            _fail_process(f"{self.object_id} (training)", exc, self.cfg.serial_mode)
-
-
-class KickstartRunner(ParallelRunner):
-    """ParallelRunner with our learner, teacher-aware inference, robust workers and a process liveness monitor.
-    With layout=None it is plain APPO (plus the V-trace/checkpoint fixes of our learner)."""
+class KickstartRunner(RobustRunner):
+    """RobustRunner with our learner and teacher-aware inference. With layout=None it is plain APPO (plus the
+    base class's and FixedLearner's fixes)."""
 
     def __init__(self, cfg, layout: Optional[KickstartLayout] = None):
         super().__init__(cfg)
         self.layout = layout
         if layout is not None:
             self.register_observer(KickstartBuffers(layout))
-        self.liveness_timer: Optional[Timer] = None
-        self._train_started_at: Optional[float] = None
         # not register_policy_msg_handler(): in SF 2.1.1 it stores a bare function where a list is iterated
-        self.policy_msg_handlers.setdefault("kickstart_stats", []).append(_kickstart_stats_handler)
+        self.policy_msg_handlers.setdefault(tags.KS_STATS_MSG, []).append(_kickstart_stats_handler)
+
+    def make_learner(self, cfg, env_info, policy_versions, policy_id, param_server):
+        from sf_kickstart.learner import KickstartLearner
+
+        return KickstartLearner(cfg, env_info, policy_versions, policy_id, param_server, layout=self.layout)
+
+    def sampler_factory(self):
+        return functools.partial(KickstartSampler, layout=self.layout)
 
     def _make_batcher(self, event_loop, policy_id):
         if self.layout is None:
             return super()._make_batcher(event_loop, policy_id)
         return KickstartBatcher(event_loop, policy_id, self.buffer_mgr, self.cfg, self.env_info, layout=self.layout)
 
-    def _make_learner(self, event_loop, policy_id, batcher):
-        return KickstartLearnerWorker(
-            event_loop, self.cfg, self.env_info, self.buffer_mgr, batcher, policy_id, layout=self.layout
-        )
-
-    def _make_sampler(self, sampler_cls, event_loop):
-        sampler_cls = type("BoundKickstartSampler", (KickstartSampler,), {"layout": self.layout})
-        return super()._make_sampler(sampler_cls, event_loop)
-
-    def _should_end_training(self):
-        # SF 2.1.1 never updates total_train_seconds, so --train_for_seconds never ended a run
-        if self._train_started_at is not None:
-            self.total_train_seconds = time.time() - self._train_started_at
-        return super()._should_end_training()
-
-    def _on_start(self):
-        self._train_started_at = time.time()
-        super()._on_start()
-
-    def init(self):
-        status = super().init()
-        if status == ExperimentStatus.SUCCESS:
-            self.liveness_timer = Timer(self.event_loop, 1.0)
-            self.liveness_timer.timeout.connect(self._check_processes)
-            self.timers.append(self.liveness_timer)
-        return status
-
-    def run(self):
-        status = super().run()
-        # SF joins its processes only on the clean path; after a failure in the main loop they would keep the
-        # interpreter alive forever. Give them a moment, then terminate whatever is left.
-        grace = 10.0 if status == ExperimentStatus.SUCCESS else 1.0
-        for p in self._all_processes():
-            proc = p._process
-            if proc.pid is None:
-                continue
-            proc.join(grace)
-            if proc.is_alive():
-                log.warning(f"Terminating leftover process {p.name}")
-                proc.terminate()
-                proc.join(5.0)
-                if proc.is_alive():
-                    proc.kill()
-        return status
-
-    def _all_processes(self):
-        return list(self.processes) + list(getattr(self.sampler, "processes", []))
-
-    def _check_processes(self):
-        if self.stopped:
-            return
-        for p in self._all_processes():
-            proc = p._process
-            if proc.pid is not None and not proc.is_alive():
-                log.error(f"Process {p.name} died (exit code {proc.exitcode}): stopping the experiment")
-                self._stop_training(failed=True)
-                # live components stop through SF's normal path; if that stalls, force it after a grace period
-                self._force_stop_timer = Timer(self.event_loop, 30.0, single_shot=True)
-                self._force_stop_timer.timeout.connect(self._force_stop)
-                return
-
-    def _force_stop(self):
-        log.error("Components did not stop after a process died: terminating the remaining processes")
-        for p in self._all_processes():
-            if p._process.pid is not None and p._process.is_alive():
-                p._process.terminate()
-        self.status = ExperimentStatus.FAILURE
-        self.event_loop.stop()
-
 
 def _kickstart_stats_handler(runner, msg, policy_id):
     env_steps = runner.env_steps.get(policy_id, 0)
-    for key, value in msg["kickstart_stats"].items():
-        runner.writers[policy_id].add_scalar(f"kickstart/{key}", value, env_steps)
+    for key, value in msg[tags.KS_STATS_MSG].items():
+        runner.writers[policy_id].add_scalar(tags.kickstart(key), value, env_steps)

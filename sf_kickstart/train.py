@@ -14,7 +14,6 @@ Everything that can be wrong with the input is checked here, in the main process
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 from typing import List, Optional, Tuple
@@ -33,19 +32,26 @@ from sample_factory.utils.utils import experiment_dir, log, str2bool
 from sf_kickstart import periodic_eval, progress
 from sf_kickstart.agent import experiment_cfg
 from sf_kickstart.device import DeviceError, check_device
-from sf_kickstart.learner import CheckpointLoadError, KickstartLearner
+from sf_kickstart.experiments import ExperimentError, checkpoint_paths
+from sf_kickstart.learner import FixedLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
 from sf_kickstart.runner import KickstartLayout, KickstartRunner
 from sf_kickstart.schedules import SCHEDULES, KickstartSchedule, ScheduleError
 from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
-from sf_kickstart.teachers import TeacherBank, TeacherError, check_spaces, teacher_specs_from_cfg
+from sf_kickstart.teachers import (
+    TeacherBank,
+    TeacherError,
+    TeacherRouting,
+    check_spaces,
+    teacher_specs_from_cfg,
+)
 
 class EnvCreationError(RuntimeError):
     pass
 
 
 USER_ERRORS = (
-    SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, CheckpointLoadError, EnvCreationError, DeviceError,
+    SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, ExperimentError, EnvCreationError, DeviceError,
     periodic_eval.EvalFlagError,
 )
 
@@ -131,7 +137,7 @@ def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tu
     unknown_keys = [k for k in preset_values if k not in known]
     if unknown_keys:
         raise PresetError(f"Preset {preset!r} sets unknown flags: {unknown_keys}")
-    if suite.name in ("minigrid", "atari", "dmlab"):
+    if suite.has_suite_score:
         parser.set_defaults(pbt_target_objective="suite_score")  # PBT ranks on the capped mean normalised score
     parser.set_defaults(**{k: v for k, v in preset_values.items() if k != "env"})
 
@@ -192,11 +198,9 @@ def check_student_checkpoint(cfg) -> None:
     if cfg.restart_behavior != "resume":
         return
     for policy_id in range(cfg.num_policies):
-        ckpt_dir = os.path.join(experiment_dir(cfg=cfg, mkdir=False), f"checkpoint_p{policy_id}")
-        prefix = dict(latest="checkpoint", best="best")[cfg.load_checkpoint_kind]
-        checkpoints = sorted(glob.glob(os.path.join(ckpt_dir, f"{prefix}_*")))
+        checkpoints = checkpoint_paths(experiment_dir(cfg=cfg, mkdir=False), policy_id, cfg.load_checkpoint_kind)
         if checkpoints:
-            KickstartLearner.load_checkpoint(checkpoints, "cpu")
+            FixedLearner.load_checkpoint(checkpoints, "cpu")
 
 
 def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
@@ -236,7 +240,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
         teacher_rnn=bank.rnn_size,
         num_logits=calc_num_action_parameters(env_info.action_space),
         specs=specs,
-        task_names=list(task_names),
+        routing=TeacherRouting.of(specs, task_names),
     )
 
 

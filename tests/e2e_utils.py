@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 import sys
 from typing import Dict, List
 
 import torch
+
+from sf_kickstart import experiments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,15 +32,7 @@ FAST = [
 
 
 def run_train(args: List[str], timeout: int = 300, module: str = "sf_kickstart.train") -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return experiments.run_train(args, timeout=timeout, module=module)
 
 
 PLAIN_SF_TRAIN = """
@@ -63,19 +56,12 @@ def run_plain_sample_factory(args: List[str], timeout: int = 300) -> subprocess.
 
 
 def latest_checkpoint(exp_dir: str, policy: int = 0) -> Dict:
-    ckpts = sorted(glob.glob(os.path.join(exp_dir, f"checkpoint_p{policy}", "checkpoint_*.pth")))
-    assert ckpts, f"no checkpoint in {exp_dir}"
-    return torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+    path = experiments.latest_checkpoint(exp_dir, policy)
+    assert path, f"no checkpoint in {exp_dir}"
+    return experiments.load_checkpoint(path)
 
 
-def scalars(exp_dir: str, tag: str, policy: int = 0):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    ea = EventAccumulator(os.path.join(exp_dir, ".summary", str(policy)), size_guidance={"scalars": 0})
-    ea.Reload()
-    if tag not in ea.Tags()["scalars"]:
-        return []
-    return [(e.step, e.value) for e in ea.Scalars(tag)]
+scalars = experiments.scalar_points
 
 
 def describe(proc: subprocess.CompletedProcess) -> str:

@@ -41,55 +41,78 @@ def assert_clear_error(proc, *fragments):
     assert "Traceback" not in err
 
 
-def test_teacher_path_missing(tmp_path):
-    proc = run_train(student_args(tmp_path, "--teacher=/nonexistent/teacher_dir"))
-    assert_clear_error(proc, "does not exist", "/nonexistent/teacher_dir")
+def _copy(tmp_path, teacher, name):
+    t = tmp_path / name
+    shutil.copytree(teacher, t)
+    return t
 
 
-def test_teacher_without_checkpoint(tmp_path, teacher):
+def _edit_config(t, **changes):
+    cfg = json.loads((t / "config.json").read_text())
+    cfg.update(changes)
+    (t / "config.json").write_text(json.dumps(cfg))
+    return t
+
+
+def _no_checkpoint(tmp_path, teacher):
     t = tmp_path / "no_ckpt"
     t.mkdir()
     shutil.copy(os.path.join(teacher, "config.json"), t / "config.json")
-    proc = run_train(student_args(tmp_path, f"--teacher={t}"))
-    assert_clear_error(proc, "has no checkpoint")
+    return t
 
 
-def test_teacher_with_corrupt_checkpoint(tmp_path, teacher):
-    t = tmp_path / "corrupt"
-    shutil.copytree(teacher, t)
+def _corrupt_checkpoint(tmp_path, teacher):
+    t = _copy(tmp_path, teacher, "corrupt")
     (t / "checkpoint_p0" / "checkpoint_000000001_100.pth").write_bytes(b"definitely not a torch file")
-    proc = run_train(student_args(tmp_path, f"--teacher={t}"))
-    assert_clear_error(proc, "could not be loaded")
+    return t
 
 
-def test_teacher_with_mismatched_spaces(tmp_path, teacher):
-    t = tmp_path / "cartpole_teacher"
-    shutil.copytree(teacher, t)
-    cfg = json.loads((t / "config.json").read_text())
-    cfg["env"] = "CartPole-v1"
-    (t / "config.json").write_text(json.dumps(cfg))
-    proc = run_train(student_args(tmp_path, f"--teacher={t}"))
-    assert_clear_error(proc, "observation space does not match")
+def _teachers_map(tmp_path, teacher, text):
+    m = tmp_path / "map.yaml"
+    m.write_text(text.format(teacher=teacher))
+    return m
 
 
-def test_teacher_checkpoint_that_does_not_fit_its_config(tmp_path, teacher):
-    t = tmp_path / "wrong_arch"
-    shutil.copytree(teacher, t)
-    cfg = json.loads((t / "config.json").read_text())
-    cfg["rnn_size"] = 48  # checkpoint was made with 32
-    (t / "config.json").write_text(json.dumps(cfg))
-    proc = run_train(student_args(tmp_path, f"--teacher={t}"))
-    assert_clear_error(proc, "does not fit the architecture")
+BAD_TEACHERS = {  # name: (flags given a tmp_path and a good teacher dir, fragments of the one error)
+    "path_missing": (lambda tmp, t: ["--teacher=/nonexistent/teacher_dir"], ["does not exist", "/nonexistent/teacher_dir"]),
+    "without_checkpoint": (lambda tmp, t: [f"--teacher={_no_checkpoint(tmp, t)}"], ["has no checkpoint"]),
+    "corrupt_checkpoint": (lambda tmp, t: [f"--teacher={_corrupt_checkpoint(tmp, t)}"], ["could not be loaded"]),
+    "mismatched_spaces": (  # a teacher trained on another env
+        lambda tmp, t: [f"--teacher={_edit_config(_copy(tmp, t, 'cartpole_teacher'), env='CartPole-v1')}"],
+        ["observation space does not match"],
+    ),
+    "checkpoint_that_does_not_fit_its_config": (  # checkpoint was made with rnn_size 32
+        lambda tmp, t: [f"--teacher={_edit_config(_copy(tmp, t, 'wrong_arch'), rnn_size=48)}"],
+        ["does not fit the architecture"],
+    ),
+    "map_with_unknown_task": (
+        lambda tmp, t: [f"--teachers={_teachers_map(tmp, t, 'DoorKey-5x5: {teacher}' + chr(10) + 'NotATask: {teacher}' + chr(10))}"],
+        ["NotATask", "not in this suite"],
+    ),
+    "teacher_and_teachers_together": (
+        lambda tmp, t: [f"--teachers={_teachers_map(tmp, t, 'DoorKey-5x5: {teacher}' + chr(10))}", f"--teacher={t}"],
+        ["not both"],
+    ),
+}
 
 
-def test_unknown_suite(tmp_path):
-    proc = run_train(student_args(tmp_path) + ["--env=nosuchsuite_level1"])
-    assert_clear_error(proc, "Unknown env or suite", "nosuchsuite_level1")
+@pytest.mark.parametrize("case", list(BAD_TEACHERS))
+def test_bad_teacher(tmp_path, teacher, case):
+    flags, fragments = BAD_TEACHERS[case]
+    proc = run_train(student_args(tmp_path, *flags(tmp_path, teacher)))
+    assert_clear_error(proc, *fragments)
 
 
-def test_unknown_task(tmp_path):
-    proc = run_train(student_args(tmp_path) + ["--env=minigrid_DoorKey-99x99"])
-    assert_clear_error(proc, "minigrid_DoorKey-99x99")
+@pytest.mark.parametrize(
+    "env, fragments",
+    [
+        ("nosuchsuite_level1", ["Unknown env or suite", "nosuchsuite_level1"]),  # unknown suite
+        ("minigrid_DoorKey-99x99", ["minigrid_DoorKey-99x99"]),  # unknown task
+    ],
+)
+def test_unknown_env(tmp_path, env, fragments):
+    proc = run_train(student_args(tmp_path) + [f"--env={env}"])
+    assert_clear_error(proc, *fragments)
 
 
 @pytest.mark.parametrize(
@@ -104,20 +127,6 @@ def test_unknown_task(tmp_path):
 def test_impossible_schedule(tmp_path, teacher, flags, fragment):
     proc = run_train(student_args(tmp_path, f"--teacher={teacher}", *flags))
     assert_clear_error(proc, fragment)
-
-
-def test_teacher_map_with_unknown_task(tmp_path, teacher):
-    m = tmp_path / "map.yaml"
-    m.write_text(f"DoorKey-5x5: {teacher}\nNotATask: {teacher}\n")
-    proc = run_train(student_args(tmp_path, f"--teachers={m}"))
-    assert_clear_error(proc, "NotATask", "not in this suite")
-
-
-def test_teacher_and_teachers_together(tmp_path, teacher):
-    m = tmp_path / "map.yaml"
-    m.write_text(f"DoorKey-5x5: {teacher}\n")
-    proc = run_train(student_args(tmp_path, f"--teachers={m}", f"--teacher={teacher}"))
-    assert_clear_error(proc, "not both")
 
 
 def test_corrupt_student_checkpoint_is_never_replaced_by_random_weights(tmp_path):

@@ -106,8 +106,8 @@ def test_every_stored_logit_came_from_its_tasks_teacher(setup):
 def test_per_teacher_summaries(setup):
     assert [v for _, v in scalars(setup["exp"], "kickstart/lambda_teacher_a")][-1] == pytest.approx(0.4)
     assert [v for _, v in scalars(setup["exp"], "kickstart/lambda_teacher_b")][-1] == pytest.approx(1.6)
-    assert [v for _, v in scalars(setup["exp"], "kickstart/lambda_DoorKey-8x8")][-1] == 0.0
-    assert [v for _, v in scalars(setup["exp"], "kickstart/lambda_MemoryS7")][-1] == pytest.approx(1.6)
+    assert [v for _, v in scalars(setup["exp"], "kickstart/task_lambda/DoorKey-8x8")][-1] == 0.0
+    assert [v for _, v in scalars(setup["exp"], "kickstart/task_lambda/MemoryS7")][-1] == pytest.approx(1.6)
     # SF records summaries at the first training step, then every few seconds (this run may be over by then): every
     # teacher with supervised rows in the first batch (the first debug dump) has its KL and agreement there
     first = torch.load(sorted(glob.glob(os.path.join(setup["exp"], "kickstart_debug", "p0", "batch_*.pt")))[0],

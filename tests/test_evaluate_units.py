@@ -19,6 +19,7 @@ from sf_kickstart import evaluate, hub
 from sf_kickstart.evaluate import episode_seed, read_task_scores, summarize, verdict
 from sf_kickstart.progress import Progress
 from sf_kickstart.suites import minigrid
+from sf_kickstart.experiments import ExperimentError
 from sf_kickstart.teachers import TeacherError, resolve_experiment_dir
 from sf_kickstart.zoo import ZOO_DIR, shipped
 
@@ -116,7 +117,7 @@ def test_progress_line_has_frames_eta_score_and_lambda():
     t0 = time.time()
     p.line(_FakeRunner(1_000_000, 40.0), t0)
     line = p.line(_FakeRunner(1_100_000, 42.5), t0 + 10.0)  # 10K frames/s: 900K frames left = 90 s
-    assert line == "Progress: 1.10M/2.00M frames (55.0%), ETA 1m30s, suite score 42.5, λ 0.5 (0..1 over 3 teachers)"
+    assert line == "Progress: 1.1M/2M frames (55.0%), ETA 1m30s, suite score 42.5, λ 0.5 (0..1 over 3 teachers)"
     assert "λ" not in Progress(AttrDict(train_for_env_steps=100, num_policies=1)).line(_FakeRunner(10), t0)
 
 
@@ -199,7 +200,7 @@ def test_hf_teacher_offline_is_one_error_naming_the_repo(tmp_path):
         extra_env={"HF_HUB_OFFLINE": "1"},
     ))
     assert "hf://someone/missing_teacher" in line and "Hugging Face Hub" in line
-    with pytest.raises(TeacherError, match="hf://<user>/<repo>"):
+    with pytest.raises(ExperimentError, match="hf://<user>/<repo>"):
         hub.repo_id_of("hf://no_slash")
 
 

@@ -340,6 +340,38 @@ def test_dmlab_module_does_not_import_the_simulator():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
 
 
+def test_atari_suite_score_is_trimmed_by_the_report_like_every_suite():
+    """Regression: Atari wrote only `suite/games_seen` and the report trimmed on `suite/tasks_seen`, so an Atari suite
+    score was never trimmed to the points where every game had reported."""
+    import numpy as np
+
+    from sf_kickstart import report
+
+    cfg = AttrDict(env="atari_suite_pong+breakout", num_policies=1, stats_avg=100, batched_sampling=False,
+                   num_workers=2, num_envs_per_worker=1, atari_suite_task=None)  # fmt: skip
+    runner = FakeRunner(cfg)
+    atari.install(cfg, runner)
+    logged = {}
+
+    def summaries(step):
+        for tag, value in runner.summaries(0, step).scalars.items():
+            logged.setdefault(tag, []).append((step, value))
+
+    runner.episode(0, {"atari_pong_raw_score": 14.6})  # one game of two so far: the score is pong's alone
+    summaries(1000)
+    summaries(2000)
+    runner.episode(0, {"atari_breakout_raw_score": 1.7})
+    summaries(3000)
+    summaries(4000)
+    assert [v for _, v in logged["suite/tasks_seen"]] == [1, 1, 2, 2]  # the tag every suite writes
+    series = {t: report.Series(*(np.array(c, dtype=float) for c in zip(*pts)), np.zeros(len(pts)))
+              for t, pts in logged.items()}  # fmt: skip
+    assert list(report.comparable_scalars(series, "suite/score")["suite/score"].steps) == [3000, 4000]
+    # runs logged before the fix have suite/games_seen only: trimmed as well
+    old = {t: s for t, s in series.items() if t != "suite/tasks_seen"}
+    assert list(report.comparable_scalars(old, "suite/score")["suite/score"].steps) == [3000, 4000]
+
+
 @pytest.mark.skipif(DMLAB_AVAILABLE, reason="deepmind_lab is installed: the missing-simulator error cannot happen")
 def test_dmlab_check_available_names_what_to_install():
     with pytest.raises(SuiteError) as e:

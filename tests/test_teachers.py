@@ -5,7 +5,14 @@ import torch
 from gymnasium import spaces
 
 from sf_kickstart.suites import minigrid
-from sf_kickstart.teachers import FrozenTeacher, StackedTeachers, TeacherBank, TeacherSpec, stack_signature
+from sf_kickstart.teachers import (
+    FrozenTeacher,
+    KernelExecutor,
+    StackedTeachers,
+    TeacherBank,
+    TeacherSpec,
+    stack_signature,
+)
 from tests.e2e_utils import make_teacher_dir
 
 
@@ -29,7 +36,7 @@ def teacher_dirs(tmp_path_factory):
     return same, other
 
 
-def _bank(teacher_dirs):
+def _bank(teacher_dirs, cpu_kernel=True):
     same, other = teacher_dirs
     tasks = minigrid.task_names("minigrid_suite")
     specs = [
@@ -38,7 +45,7 @@ def _bank(teacher_dirs):
         TeacherSpec(path=other, tasks=tasks[4:6]),
         TeacherSpec(path=same[2], tasks=tasks[6:8]),
     ]  # task 8 has no teacher
-    return TeacherBank(specs, tasks, minigrid.observation_space(), spaces.Discrete(7)), tasks
+    return TeacherBank(specs, tasks, minigrid.observation_space(), spaces.Discrete(7), cpu_kernel=cpu_kernel), tasks
 
 
 def test_traced_teacher_equals_sample_factory_forward(teacher_dirs):
@@ -57,24 +64,19 @@ def test_traced_teacher_equals_sample_factory_forward(teacher_dirs):
 
 def test_same_architecture_teachers_are_stacked(teacher_dirs):
     bank, _ = _bank(teacher_dirs)
-    assert [m for m, _ in bank.groups] == [[0, 1, 3], [2]]  # a different rnn size runs in its own group
-    assert all(s is not None for _, s in bank.groups)
-    assert [s.k for _, s in bank.groups] == [3, 1]
-    assert all(set(s.folded) == {"obs"} for _, s in bank.groups)  # the binary key only
-    assert all(s.kernel is not None for _, s in bank.groups)
+    assert [ex.members for ex in bank.groups] == [[0, 1, 3], [2]]  # a different rnn size runs in its own group
+    assert all(isinstance(ex, KernelExecutor) for ex in bank.groups)  # stacked, on the CPU kernel
+    assert [ex.stack.k for ex in bank.groups] == [3, 1]
+    assert all(set(ex.stack.folded) == {"obs"} for ex in bank.groups)  # the binary key only
     assert stack_signature(bank.teachers[0]) != stack_signature(bank.teachers[2])
 
 
 @pytest.mark.parametrize("host", [True, False])  # CPU kernel; the torch path other devices take
 @pytest.mark.parametrize("n", [1, 9, 23])
 def test_bank_routes_every_row_to_its_tasks_teacher(teacher_dirs, host, n):
-    bank, tasks = _bank(teacher_dirs)
+    bank, tasks = _bank(teacher_dirs, cpu_kernel=host)
     if not host:  # the path other devices take, run on CPU: traced torch, rows grouped per teacher
-        for members, stacked in bank.groups:
-            if stacked is not None:
-                stacked.kernel = None
-                assert bank._stack_matches(stacked, members, minigrid.observation_space())
-                assert stacked.traced is not None
+        assert all(isinstance(ex, StackedTeachers) and ex.traced is not None for ex in bank.groups)
     gen = torch.Generator().manual_seed(n)
     task_ids = torch.randint(0, 9, (n,), generator=gen)
     task_id = torch.eye(9)[task_ids]
@@ -105,15 +107,11 @@ def test_stack_folds_mean_subtraction_scaling_and_deeper_mlps(tmp_path, kernel):
     dirs = [make_teacher_dir(str(tmp_path / f"t{i}"), extra=extra) for i in range(2)]
     tasks = minigrid.task_names("minigrid_suite")
     specs = [TeacherSpec(path=dirs[0], tasks=tasks[:5]), TeacherSpec(path=dirs[1], tasks=tasks[5:])]
-    bank = TeacherBank(specs, tasks, minigrid.observation_space(), spaces.Discrete(7))
-    assert bank.whole is not None and bank.whole[1] is not None and bank.rnn_size == 1  # SF's placeholder state
-    stacked = bank.whole[1]
+    bank = TeacherBank(specs, tasks, minigrid.observation_space(), spaces.Discrete(7), cpu_kernel=kernel)
+    assert isinstance(bank.whole, KernelExecutor if kernel else StackedTeachers)  # checked against its teachers
+    assert bank.rnn_size == 1  # SF's placeholder state
+    stacked = bank.whole.stack if kernel else bank.whole
     assert stacked.sub_mean == 0.25 and stacked.scale == 2.0 and "obs" in stacked.folded
-    if not kernel:
-        stacked.kernel = None
-        assert bank._stack_matches(stacked, bank.whole[0], minigrid.observation_space())
-    else:
-        assert stacked.kernel is not None
     n = 13
     gen = torch.Generator().manual_seed(5)
     task_ids = torch.randint(0, 9, (n,), generator=gen)
@@ -146,7 +144,7 @@ def test_teacher_on_a_plain_box_observation_without_task_id(tmp_path):
 
 def test_a_kernel_that_disagrees_with_the_teachers_is_not_used(teacher_dirs, monkeypatch):
     """The fast path is checked against each teacher's own forward: a wrong kernel falls back to the torch path."""
-    from sf_kickstart import stack_kernel
+    from sf_kickstart.teachers import kernel as stack_kernel
 
     real = stack_kernel.StackKernel.__call__
 
@@ -156,4 +154,4 @@ def test_a_kernel_that_disagrees_with_the_teachers_is_not_used(teacher_dirs, mon
 
     monkeypatch.setattr(stack_kernel.StackKernel, "__call__", wrong)
     bank, _ = _bank(teacher_dirs)
-    assert all(s is not None and s.kernel is None and s.traced is not None for _, s in bank.groups)
+    assert all(isinstance(ex, StackedTeachers) and ex.traced is not None for ex in bank.groups)

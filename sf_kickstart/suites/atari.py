@@ -34,12 +34,13 @@ Per-game stats: at the end of every *game* (all lives; RecordEpisodeStatistics s
 clipping) the env puts ``info["episode_extra_stats"] = {"atari_<game>_raw_score": score}`` (``stat_key``).
 Sample Factory's non-batched sampler (Atari's default) forwards it; the batched one drops it.
 
-Suite score (``install(cfg, runner)``), human-normalised like DMLab-30's in IMPALA:
+Suite score (``install(cfg, runner)``, the one implementation in ``sf_kickstart.suites.scoring``), human-normalised like DMLab-30's in IMPALA:
     1. per game, the mean raw score R_g over its last ``--stats_avg`` games (a sliding window per policy);
     2. N_g = 100 * (R_g - RANDOM_SCORES[g]) / (HUMAN_SCORES[g] - RANDOM_SCORES[g])  (0 = random, 100 = human);
     3. capped C_g = min(100, N_g);   4. ``suite/score`` = mean of C_g over the games with at least one result.
 Tensorboard: ``suite/<game>_score`` (R_g), ``suite/<game>_normalized`` (N_g), ``suite/score``,
-``suite/mean_normalized`` (mean N_g, uncapped), ``suite/games_seen``; the score also goes to
+``suite/mean_normalized`` (mean N_g, uncapped), ``suite/tasks_seen`` (also as Atari's historical alias
+``suite/games_seen``); the score also goes to
 ``runner.policy_avg_stats["suite_score"][policy_id]`` (``registry.SUITE_SCORE_KEY``, a deque of length 1), the PBT
 objective (``--pbt_target_objective=suite_score``).
 
@@ -50,15 +51,12 @@ Table H.1; also ``dqn_zoo/atari_data.py``), keyed by SF's short game names.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
 
-from sample_factory.algo.runners.runner import AlgoObserver
 from sample_factory.algo.utils.context import global_env_registry
-from sample_factory.algo.utils.misc import EPISODIC
 from sample_factory.envs.env_utils import register_env
 from sample_factory.envs.env_wrappers import (
     ClipRewardEnv,
@@ -72,7 +70,9 @@ from sample_factory.utils.utils import log
 from sf_examples.atari.atari_params import atari_override_defaults
 from sf_examples.atari.atari_utils import ATARI_ENVS, ATARI_H, ATARI_W, atari_env_by_name, make_atari_env
 
-from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError, publish_suite_summaries
+from sf_kickstart import tags
+from sf_kickstart.suites.registry import TASK_ID_KEY, SuiteError, cfg_value
+from sf_kickstart.suites.scoring import ScoreTable, TaskReturns, install_suite_score
 
 ENV_PREFIX = "atari_"
 SUITE_ENV = "atari_suite"
@@ -325,26 +325,18 @@ class FullActionSet(gym.ActionWrapper):
         return int(self.mapping[int(action)])
 
 
-def _cfg_get(cfg, key: str, default=None):
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
-
-
 def game_for_env(env_name: str, cfg=None, env_config=None) -> str:
     """The game one env instance plays: --atari_suite_task, else games[env_id % num_games] (game 0 without an
     env_config)."""
     games = validate_env_name(env_name)
-    pinned = _cfg_get(cfg, "atari_suite_task", None)
+    pinned = cfg_value(cfg, "atari_suite_task", None)
     if pinned and is_suite_env(env_name):
         if pinned not in games:
             raise SuiteError(f"--atari_suite_task={pinned!r} is not a game of {env_name!r}: {', '.join(games)}")
         return pinned
     if len(games) == 1 or env_config is None:
         return games[0]
-    env_id = _cfg_get(env_config, "env_id", 0)
+    env_id = cfg_value(env_config, "env_id", 0)
     return games[int(env_id or 0) % len(games)]
 
 
@@ -359,7 +351,7 @@ def make_full_action_game(game: str, cfg=None, render_mode: Optional[str] = None
         env._max_episode_steps = spec.default_timeout  # as SF's make_atari_env does
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env = NoopResetEnv(env, noop_max=30)
-    env = MaxAndSkipEnv(env, skip=int(_cfg_get(cfg, "env_frameskip", 4)))
+    env = MaxAndSkipEnv(env, skip=int(cfg_value(cfg, "env_frameskip", 4)))
     env = EpisodicLifeEnv(env)
     minimal_actions = env.unwrapped.ale.getMinimalActionSet()
     if any(a.name == "FIRE" for a in minimal_actions):  # SF: "FIRE" in the (minimal) action meanings
@@ -367,7 +359,7 @@ def make_full_action_game(game: str, cfg=None, render_mode: Optional[str] = None
     env = ClipRewardEnv(env)
     env = gym.wrappers.ResizeObservation(env, (ATARI_H, ATARI_W))
     env = gym.wrappers.GrayScaleObservation(env)
-    env = gym.wrappers.FrameStack(env, int(_cfg_get(cfg, "env_framestack", 4)))
+    env = gym.wrappers.FrameStack(env, int(cfg_value(cfg, "env_framestack", 4)))
     env = NumpyObsWrapper(env)
     return env
 
@@ -424,86 +416,29 @@ def override_defaults(env_name: str, parser) -> None:
 # scores
 
 
+SCORES = ScoreTable(RANDOM_SCORES, HUMAN_SCORES)
+
+
 def normalized_score(game: str, score: float) -> float:
     """Human-normalised score in percent: 0 = random play, 100 = the human tester. Uncapped."""
-    rnd, human = RANDOM_SCORES[game], HUMAN_SCORES[game]
-    return 100.0 * (score - rnd) / (human - rnd)
+    return SCORES.normalized(game, score)
 
 
 def capped_mean_normalized_score(mean_scores: Mapping[str, float], cap: float = 100.0) -> float:
     """Mean over the given games of min(cap, normalised score of the game's mean raw score)."""
-    if not mean_scores:
-        raise ValueError("no game results to score")
-    return float(np.mean([min(cap, normalized_score(g, s)) for g, s in mean_scores.items()]))
+    return SCORES.capped_mean(mean_scores, cap)
 
 
-class AtariSuiteStats:
-    """Per-policy, per-game windows of recent raw game scores, fed by SF's episodic-stats messages."""
-
-    def __init__(self, games: List[str], num_policies: int, window: int):
-        self.games = list(games)
-        self.window = max(1, int(window))
-        self.scores: List[Dict[str, Deque[float]]] = [dict() for _ in range(num_policies)]
-
-    def add(self, policy_id: int, game: str, value) -> None:
-        d = self.scores[policy_id].setdefault(game, deque(maxlen=self.window))
-        if isinstance(value, np.ndarray) and value.ndim > 0:
-            d.extend(float(v) for v in value.reshape(-1))
-        else:
-            d.append(float(value))
-
-    def episodic_stats_handler(self, runner, msg: Dict, policy_id: int) -> None:
-        extra = msg.get(EPISODIC, {}).get("episode_extra_stats", {}) or {}
-        for key, value in extra.items():
-            game = STAT_KEY_TO_GAME.get(key)
-            if game is not None and game in self.games:
-                self.add(policy_id, game, value)
-
-    def mean_scores(self, policy_id: int) -> Dict[str, float]:
-        """Mean recent raw score per game that has results, in task-id order."""
-        per_game = self.scores[policy_id]
-        return {g: float(np.mean(per_game[g])) for g in self.games if len(per_game.get(g, ())) > 0}
-
-
-def write_suite_summaries(runner, stats: AtariSuiteStats, policy_id: int, writer, env_steps: int) -> Optional[float]:
-    """Write suite/* for one policy and push the suite score into policy_avg_stats[SUITE_SCORE_KEY]."""
-    means = stats.mean_scores(policy_id)
-    if not means:
-        return None
-    normalized = {g: normalized_score(g, s) for g, s in means.items()}
-    suite_score = capped_mean_normalized_score(means)
-    publish_suite_summaries(
-        runner, policy_id, writer, env_steps, means, normalized, suite_score, len(stats.scores), "games_seen"
-    )
-    return suite_score
-
-
-class AtariSuiteSummaries(AlgoObserver):
-    """Writes suite/* each time Sample Factory writes its own summaries."""
-
-    def __init__(self, stats: AtariSuiteStats):
-        self.stats = stats
-
-    def extra_summaries(self, runner, policy_id, writer, env_steps: int) -> None:
-        write_suite_summaries(runner, self.stats, policy_id, writer, env_steps)
-
-
-def install(cfg, runner) -> AtariSuiteStats:
+def install(cfg, runner) -> TaskReturns:
     """Register the per-game episodic-stats handler and the suite/* summaries on a Sample Factory runner."""
     games = validate_env_name(cfg.env)
-    pinned = _cfg_get(cfg, "atari_suite_task", None)
+    pinned = cfg_value(cfg, "atari_suite_task", None)
     if pinned and is_suite_env(cfg.env):
         game_for_env(cfg.env, cfg, None)  # validates the pinned game
         games_played = [pinned]
     else:
         games_played = games
-    if _cfg_get(cfg, "batched_sampling", False):
-        log.warning(
-            "%s: --batched_sampling=True drops info['episode_extra_stats']; per-game scores and %r stay empty",
-            cfg.env,
-            SUITE_SCORE_KEY,
-        )
-    num_envs = int(_cfg_get(cfg, "num_workers", 1)) * int(_cfg_get(cfg, "num_envs_per_worker", 1))
+    num_envs = int(cfg_value(cfg, "num_workers", 1)) * int(cfg_value(cfg, "num_envs_per_worker", 1))
     if len(games_played) > 1 and num_envs % len(games_played) != 0:
         log.warning(
             "%s: %d env instances over %d games (env_id %% %d): some games get more samples than others; "
@@ -514,7 +449,5 @@ def install(cfg, runner) -> AtariSuiteStats:
             len(games_played),
             len(games_played),
         )
-    stats = AtariSuiteStats(games_played, num_policies=cfg.num_policies, window=_cfg_get(cfg, "stats_avg", 100))
-    runner.register_episodic_stats_handler(stats.episodic_stats_handler)
-    runner.register_observer(AtariSuiteSummaries(stats))
-    return stats
+    # suite/tasks_seen like every suite (the report trims on it), and Atari's historical suite/games_seen
+    return install_suite_score(cfg, runner, games_played, STAT_KEY_TO_GAME, SCORES, seen_aliases=[tags.GAMES_SEEN])

@@ -31,7 +31,6 @@ deepmind_lab is not on PyPI: it is built from source (https://github.com/deepmin
 
 from __future__ import annotations
 
-from collections import deque
 from typing import List, Optional
 
 import gymnasium as gym
@@ -45,7 +44,9 @@ from sf_examples.dmlab.dmlab30 import DMLAB30_LEVELS, LEVEL_MAPPING, dmlab30_lev
 from sf_examples.dmlab.dmlab_params import add_dmlab_env_args, dmlab_override_defaults
 from sf_examples.dmlab.dmlab_utils import dmlab_available
 
+from sf_kickstart import tags
 from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError
+from sf_kickstart.suites.scoring import publish_suite_score, warn_if_batched
 
 ENV_PREFIX = "dmlab_"
 SUITE_ENV = "dmlab_30"
@@ -177,15 +178,11 @@ def override_defaults(env_name: str, parser) -> None:
 
 def mirror_suite_score(runner, policy_id: int) -> Optional[float]:
     """Copy SF's latest ``dmlab_target_objective`` of a policy into ``policy_avg_stats[SUITE_SCORE_KEY]``."""
-    avg = runner.policy_avg_stats
-    src = avg.get(DMLAB_TARGET_OBJECTIVE)
+    src = runner.policy_avg_stats.get(DMLAB_TARGET_OBJECTIVE)
     if src is None or len(src) <= policy_id or len(src[policy_id]) == 0:
         return None
-    num_policies = len(src)
-    if SUITE_SCORE_KEY not in avg or len(avg[SUITE_SCORE_KEY]) < num_policies:
-        avg[SUITE_SCORE_KEY] = [deque(maxlen=1) for _ in range(num_policies)]
     value = float(src[policy_id][-1])
-    avg[SUITE_SCORE_KEY][policy_id].append(value)
+    publish_suite_score(runner, policy_id, value, len(src))
     return value
 
 
@@ -198,7 +195,7 @@ class DmlabSuiteSummaries(AlgoObserver):
         dmlab_extra_summaries(runner, policy_id, env_steps, writer)
         value = mirror_suite_score(runner, policy_id)
         if value is not None:
-            writer.add_scalar("suite/score", value, env_steps)
+            writer.add_scalar(tags.SUITE_SCORE, value, env_steps)
 
 
 def has_normalized_score(env_name: str) -> bool:
@@ -229,7 +226,6 @@ def install(cfg, runner) -> None:
     if not has_normalized_score(cfg.env):
         log.warning("%s: a level outside DMLab-30, no human-normalised score / %r", cfg.env, SUITE_SCORE_KEY)
         return
-    if getattr(cfg, "batched_sampling", False):
-        log.warning("%s: --batched_sampling=True drops info['episode_extra_stats']: no DMLab-30 score", cfg.env)
+    warn_if_batched(cfg, cfg.env)
     runner.register_episodic_stats_handler(dmlab_extra_episodic_stats_processing)
     runner.register_observer(DmlabSuiteSummaries())

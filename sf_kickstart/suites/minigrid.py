@@ -40,7 +40,7 @@ sampler (the default, ``--batched_sampling=False``) forwards it in the episodic-
 it, so the per-task summaries and the suite score need ``--batched_sampling=False``. Sample Factory itself also
 averages that key into ``policy_stats/avg_minigrid_<Task>_raw_return``.
 
-Suite score (``install(cfg, runner)``), computed like DMLab-30's capped mean human-normalised score (IMPALA,
+Suite score (``install(cfg, runner)``, the one implementation in ``sf_kickstart.suites.scoring``), computed like DMLab-30's capped mean human-normalised score (IMPALA,
 Espeholt et al. 2018; ``sf_examples/dmlab/dmlab_env.py:dmlab_extra_summaries``), with a near-optimal oracle in
 place of the human:
     1. per task, the mean raw return R_i over its last ``--stats_avg`` episodes (a sliding window per policy);
@@ -84,19 +84,16 @@ Speed (``--speed 2``, one process, random actions, 2-core shared CPU): raw MiniG
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any, Deque, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import gymnasium as gym
 import numpy as np
 
-from sample_factory.algo.runners.runner import AlgoObserver
 from sample_factory.algo.utils.context import global_env_registry
-from sample_factory.algo.utils.misc import EPISODIC
 from sample_factory.envs.env_utils import register_env
-from sample_factory.utils.utils import log
 
-from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError, publish_suite_summaries
+from sf_kickstart.suites.registry import TASK_ID_KEY, SuiteError
+from sf_kickstart.suites.scoring import ScoreTable, TaskReturns, install_suite_score
 
 # ---------------------------------------------------------------------------------------------------------------------
 # tasks
@@ -320,6 +317,9 @@ def register(env_name: str) -> None:
 # scores
 
 
+SCORES = ScoreTable(RANDOM_SCORES, REFERENCE_SCORES)
+
+
 def normalized_score(
     task: str,
     mean_return: float,
@@ -327,9 +327,7 @@ def normalized_score(
     reference_scores: Optional[Mapping[str, float]] = None,
 ) -> float:
     """100 * (R - random) / (reference - random); 0 = random actions, 100 = the oracle. Uncapped."""
-    rnd = (RANDOM_SCORES if random_scores is None else random_scores)[task]
-    ref = (REFERENCE_SCORES if reference_scores is None else reference_scores)[task]
-    return 100.0 * (mean_return - rnd) / (ref - rnd)
+    return _table(random_scores, reference_scores).normalized(task, mean_return)
 
 
 def capped_mean_normalized_score(
@@ -339,70 +337,17 @@ def capped_mean_normalized_score(
     cap: float = 100.0,
 ) -> float:
     """Suite score: mean over the given tasks of min(cap, normalised score of the task's mean return)."""
-    if not mean_returns:
-        raise ValueError("no task results to score")
-    capped = [min(cap, normalized_score(t, r, random_scores, reference_scores)) for t, r in mean_returns.items()]
-    return float(np.mean(capped))
+    return _table(random_scores, reference_scores).capped_mean(mean_returns, cap)
 
 
-class SuiteStats:
-    """Per-policy, per-task windows of recent raw returns, fed by SF's episodic-stats messages."""
-
-    def __init__(self, num_policies: int, window: int):
-        self.window = max(1, int(window))
-        self.returns: List[Dict[str, Deque[float]]] = [dict() for _ in range(num_policies)]
-
-    def add(self, policy_id: int, task: str, value) -> None:
-        d = self.returns[policy_id].setdefault(task, deque(maxlen=self.window))
-        if isinstance(value, np.ndarray) and value.ndim > 0:
-            d.extend(float(v) for v in value)
-        else:
-            d.append(float(value))
-
-    def episodic_stats_handler(self, runner, msg: Dict, policy_id: int) -> None:
-        extra = msg.get(EPISODIC, {}).get("episode_extra_stats", {}) or {}
-        for key, value in extra.items():
-            task = STAT_KEY_TO_TASK.get(key)
-            if task is not None:
-                self.add(policy_id, task, value)
-
-    def mean_returns(self, policy_id: int) -> Dict[str, float]:
-        """Mean recent raw return per task that has results, in task-id order."""
-        per_task = self.returns[policy_id]
-        return {t: float(np.mean(per_task[t])) for t in TASK_NAMES if len(per_task.get(t, ())) > 0}
+def _table(random_scores, reference_scores) -> ScoreTable:
+    if random_scores is None and reference_scores is None:
+        return SCORES
+    return ScoreTable(RANDOM_SCORES if random_scores is None else random_scores,
+                      REFERENCE_SCORES if reference_scores is None else reference_scores)
 
 
-def write_suite_summaries(runner, stats: SuiteStats, policy_id: int, writer, env_steps: int) -> Optional[float]:
-    """Write suite/* scalars for one policy and push the suite score into policy_avg_stats. Returns the score."""
-    means = stats.mean_returns(policy_id)
-    if not means:
-        return None
-    normalized = {task: normalized_score(task, r) for task, r in means.items()}
-    score = capped_mean_normalized_score(means)
-    publish_suite_summaries(runner, policy_id, writer, env_steps, means, normalized, score, len(stats.returns), "tasks_seen")
-    return score
-
-
-class MinigridSuiteSummaries(AlgoObserver):
-    """Writes suite/* every time Sample Factory writes its own summaries (each --report_interval)."""
-
-    def __init__(self, stats: SuiteStats):
-        self.stats = stats
-
-    def extra_summaries(self, runner, policy_id, writer, env_steps: int) -> None:
-        write_suite_summaries(runner, self.stats, policy_id, writer, env_steps)
-
-
-def install(cfg, runner) -> SuiteStats:
+def install(cfg, runner) -> TaskReturns:
     """Register the per-task episodic-stats handler and the suite/* summaries on a Sample Factory runner."""
     validate_env_name(cfg.env)
-    if getattr(cfg, "batched_sampling", False):
-        log.warning(
-            "%s: --batched_sampling=True drops info['episode_extra_stats']; per-task scores and %r stay empty",
-            cfg.env,
-            SUITE_SCORE_KEY,
-        )
-    stats = SuiteStats(num_policies=cfg.num_policies, window=getattr(cfg, "stats_avg", 100))
-    runner.register_episodic_stats_handler(stats.episodic_stats_handler)
-    runner.register_observer(MinigridSuiteSummaries(stats))
-    return stats
+    return install_suite_score(cfg, runner, TASK_NAMES, STAT_KEY_TO_TASK, SCORES)

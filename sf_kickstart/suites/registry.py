@@ -9,17 +9,22 @@ Contract for a multi-task suite (minigrid, atari, dmlab):
     *full* task list, so a single-task env and the whole suite share one observation space;
   * `task_names(env)` is that full ordered list (index == task id);
   * `install(cfg, runner)` registers the per-task episodic-stats handler and summaries, and puts the capped mean
-    normalised score into `runner.policy_avg_stats[SUITE_SCORE_KEY]` (the PBT objective).
+    normalised score into `runner.policy_avg_stats[SUITE_SCORE_KEY]` (the PBT objective), through the one scoring
+    implementation in `sf_kickstart.suites.scoring`; such a suite is declared with `has_suite_score=True`.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
+
+from sf_kickstart.tags import SUITE_SCORE_KEY  # noqa: F401 - re-exported: suites and tests import it from here
+
+if TYPE_CHECKING:
+    from sf_kickstart.suites.scoring import ScoreTable
 
 TASK_ID_KEY = "task_id"
-SUITE_SCORE_KEY = "suite_score"
 
 
 class SuiteError(ValueError):
@@ -32,6 +37,9 @@ class Suite:
     module: str  # module implementing the functions below (imported lazily: simulators may be missing)
     prefixes: List[str] = field(default_factory=list)
     exact: List[str] = field(default_factory=list)
+    #: the suite publishes a capped mean normalised score (`suite/score`, `policy_avg_stats[SUITE_SCORE_KEY]`): the
+    #: default PBT objective (`--pbt_target_objective=suite_score`) of its runs
+    has_suite_score: bool = False
 
     def matches(self, env: str) -> bool:
         return env in self.exact or any(env.startswith(p) for p in self.prefixes)
@@ -73,20 +81,16 @@ class Suite:
         fn = getattr(self.load(), "task_envs", None)
         return dict(fn(env)) if fn is not None else {env: env}
 
-    def suite_score(self, mean_returns: Mapping[str, float]) -> Optional[float]:
-        """The family's capped mean normalised score of per-task mean returns; None for a family without one."""
-        fn = getattr(self.load(), "capped_mean_normalized_score", None)
-        return None if fn is None else float(fn(mean_returns))
-
-    def normalized_score(self, task: str, mean_return: float) -> Optional[float]:
-        fn = getattr(self.load(), "normalized_score", None)
-        return None if fn is None else float(fn(task, mean_return))
+    def score_table(self) -> Optional["ScoreTable"]:
+        """The family's `scoring.ScoreTable` (its module's SCORES), what evaluation normalises with; None for a family
+        without one (evaluation then scores the mean return)."""
+        return getattr(self.load(), "SCORES", None)
 
 
 SUITES: List[Suite] = [
-    Suite("minigrid", "sf_kickstart.suites.minigrid", prefixes=["minigrid_"]),
-    Suite("atari", "sf_kickstart.suites.atari", prefixes=["atari_"]),
-    Suite("dmlab", "sf_kickstart.suites.dmlab30", prefixes=["dmlab_"]),
+    Suite("minigrid", "sf_kickstart.suites.minigrid", prefixes=["minigrid_"], has_suite_score=True),
+    Suite("atari", "sf_kickstart.suites.atari", prefixes=["atari_"], has_suite_score=True),
+    Suite("dmlab", "sf_kickstart.suites.dmlab30", prefixes=["dmlab_"], has_suite_score=True),
     Suite("vizdoom", "sf_kickstart.suites.vizdoom", prefixes=["doom_"]),
     Suite("gym", "sf_kickstart.suites.gym", prefixes=[]),  # any registered gymnasium id, matched below
 ]
@@ -119,23 +123,10 @@ def default_task_names(env: str) -> List[str]:
 
 
 
-def publish_suite_summaries(
-    runner, policy_id: int, writer, env_steps: int, raw: dict, normalized: dict, suite_score: float,
-    num_policies: int, seen_tag: str,
-) -> None:
-    """Tensorboard `suite/<task>_score`, `suite/<task>_normalized`, `suite/score`, `suite/mean_normalized`,
-    `suite/<seen_tag>`, and the suite score as `runner.policy_avg_stats[SUITE_SCORE_KEY]` (the PBT objective)."""
-    from collections import deque
-
-    import numpy as np
-
-    for task, value in raw.items():
-        writer.add_scalar(f"suite/{task}_score", value, env_steps)
-        writer.add_scalar(f"suite/{task}_normalized", normalized[task], env_steps)
-    writer.add_scalar("suite/score", suite_score, env_steps)
-    writer.add_scalar("suite/mean_normalized", float(np.mean(list(normalized.values()))), env_steps)
-    writer.add_scalar(f"suite/{seen_tag}", len(raw), env_steps)
-    avg = runner.policy_avg_stats
-    if SUITE_SCORE_KEY not in avg or len(avg[SUITE_SCORE_KEY]) < num_policies:
-        avg[SUITE_SCORE_KEY] = [deque(maxlen=1) for _ in range(num_policies)]
-    avg[SUITE_SCORE_KEY][policy_id].append(suite_score)
+def cfg_value(cfg, key: str, default=None):
+    """A flag's value from a cfg that may be an AttrDict, a plain dict, an argparse Namespace or None."""
+    if cfg is None:
+        return default
+    if isinstance(cfg, Mapping):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)

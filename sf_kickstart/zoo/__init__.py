@@ -28,10 +28,11 @@ def shipped() -> Dict[str, str]:
     }
 
 
-def resolve_teacher_uri(path: str, train_dir: Optional[str]) -> Optional[str]:
-    """zoo:NAME -> the shipped dir, hf://user/repo -> its downloaded dir; None for a plain path."""
+def resolve_uri(path: str, train_dir: Optional[str]) -> Optional[str]:
+    """zoo:NAME -> the shipped dir, hf://user/repo -> its downloaded dir; None for a plain path (which
+    `experiments.resolve_experiment_dir`, the one resolver calling this, looks up itself)."""
     from sf_kickstart import hub
-    from sf_kickstart.teachers import TeacherError
+    from sf_kickstart.experiments import ExperimentError
 
     if not isinstance(path, str):
         return None
@@ -41,7 +42,7 @@ def resolve_teacher_uri(path: str, train_dir: Optional[str]) -> Optional[str]:
         name = path[len(ZOO_PREFIX) :]
         found = shipped()
         if name not in found:
-            raise TeacherError(f"No shipped teacher {path!r}: the zoo has {', '.join(ZOO_PREFIX + n for n in found) or 'none'}")
+            raise ExperimentError(f"{path!r} is not shipped: the zoo has {', '.join(ZOO_PREFIX + n for n in found) or 'none'}")
         return found[name]
     return None
 

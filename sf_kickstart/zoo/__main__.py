@@ -25,7 +25,7 @@ def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dic
     """One row of the listing: env, architecture, frames, evaluated score, and whether it can teach `env`."""
     from sf_kickstart.agent import AgentError, experiment_cfg
     from sf_kickstart.evaluate import read_scores
-    from sf_kickstart.teachers import spaces_match
+    from sf_kickstart.teachers.frozen import spaces_match
 
     row = dict(name=name, source=source, path=exp_dir, env="?", arch="?", frames=trained_frames(exp_dir), score=None)
     try:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import torch
 
 from sf_kickstart.evaluate import EVAL_DIR, evaluate_experiment, render_markdown
-from sf_kickstart.teachers import latest_checkpoint, load_checkpoint_file
+from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
 from sf_kickstart.zoo import ZOO_DIR, ZOO_PREFIX, architecture
 
 
@@ -25,7 +25,7 @@ def copy_stripped(src: str, dst: str) -> str:
     os.makedirs(os.path.join(dst, "checkpoint_p0"), exist_ok=True)
     shutil.copyfile(os.path.join(src, "config.json"), os.path.join(dst, "config.json"))
     ckpt_path = latest_checkpoint(src, 0)
-    ckpt = load_checkpoint_file(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path)
     ckpt.pop("optimizer", None)
     target = os.path.join(dst, "checkpoint_p0", os.path.basename(ckpt_path))
     torch.save(ckpt, target)

@@ -1,0 +1,93 @@
+"""Every tensorboard tag and shared stats key sf_kickstart writes or reads: the learner, the suites, PBT and the
+report all name them from here, so a writer and its reader cannot drift apart.
+
+Kickstart summaries (written under the policy's `.summary/<policy_id>/` by the learner, see README's table):
+    kickstart/<name>                  run-wide: loss, alpha, lambda (mean λ_i), kl_teacher_student, ... (KS_DIAGNOSTICS)
+    kickstart/lambda_<teacher>        λ_i = α·ρ_i of one teacher         (per teacher)
+    kickstart/rho_<teacher>           ρ_i of one teacher                  (per teacher)
+    kickstart/kl_<teacher>, kickstart/action_agreement_<teacher>, kickstart/loss_<teacher>
+    kickstart/task_lambda/<task>      λ of the teacher that supervises a task (0: none), multi-task envs only
+                                      (per task: its own prefix, so a teacher named like a task cannot overwrite it)
+    kickstart/pbt_exploit_from        PBT: the source member of an exploit (step = the receiving member's frames)
+Suite summaries (the suites' normalised score):
+    suite/<task>_score, suite/<task>_normalized, suite/score, suite/mean_normalized, suite/tasks_seen
+    (Atari also writes its historical alias suite/games_seen; the report reads either)
+Periodic evaluation (`--eval_every_frames`, sf_kickstart.periodic_eval; step = the evaluated checkpoint's frames):
+    eval/<task> (suite-scale score), eval/<task>_return (mean raw return), eval/suite_score
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------------------------- kickstart
+KICKSTART = "kickstart/"
+LAMBDA = KICKSTART + "lambda"
+ALPHA = KICKSTART + "alpha"
+EXPLOIT = KICKSTART + "pbt_exploit_from"
+TEACHER_LAMBDA_PREFIX = KICKSTART + "lambda_"  # + teacher name
+TEACHER_RHO_PREFIX = KICKSTART + "rho_"  # + teacher name
+TASK_LAMBDA_PREFIX = KICKSTART + "task_lambda/"  # + task name
+#: run-wide kickstart diagnostics the report tabulates (tags: KICKSTART + name)
+KS_DIAGNOSTICS = ("lambda", "alpha", "kl_teacher_student", "action_agreement", "teacher_entropy", "loss")
+#: the learner's stats message to the runner, whose entries become KICKSTART + key
+KS_STATS_MSG = "kickstart_stats"
+
+
+def kickstart(name: str) -> str:
+    return KICKSTART + name
+
+
+def teacher_lambda(teacher: str) -> str:
+    return TEACHER_LAMBDA_PREFIX + teacher
+
+
+def task_lambda(task: str) -> str:
+    return TASK_LAMBDA_PREFIX + task
+
+
+# ------------------------------------------------------------------------------------------------------------- suites
+SUITE = "suite/"
+SUITE_SCORE = SUITE + "score"
+SUITE_MEAN_NORMALIZED = SUITE + "mean_normalized"
+TASKS_SEEN = SUITE + "tasks_seen"
+GAMES_SEEN = SUITE + "games_seen"  # Atari's name for TASKS_SEEN (kept: existing runs and dashboards use it)
+SEEN_TAGS = (TASKS_SEEN, GAMES_SEEN)
+SUITE_AGGREGATES = (SUITE_SCORE, SUITE_MEAN_NORMALIZED)
+NORMALIZED_SUFFIX = "_normalized"
+#: the key of runner.policy_avg_stats holding the suite score (the PBT objective, --save_best_metric)
+SUITE_SCORE_KEY = "suite_score"
+
+
+def task_score(task: str) -> str:
+    return f"{SUITE}{task}_score"
+
+
+def task_normalized(task: str) -> str:
+    return f"{SUITE}{task}{NORMALIZED_SUFFIX}"
+
+
+def normalized_task(tag: str):
+    """The task of a `suite/<task>_normalized` tag, else None."""
+    if tag.startswith(SUITE) and tag.endswith(NORMALIZED_SUFFIX) and tag != SUITE_MEAN_NORMALIZED:
+        return tag[len(SUITE) : -len(NORMALIZED_SUFFIX)]
+    return None
+
+
+# -------------------------------------------------------------------------------------------------- periodic evaluation
+EVAL = "eval/"
+EVAL_SUITE_SCORE = EVAL + "suite_score"
+
+
+def eval_task_score(task: str) -> str:
+    return EVAL + task
+
+
+def eval_task_return(task: str) -> str:
+    return f"{EVAL}{task}_return"
+
+
+# ---------------------------------------------------------------------------------------------------------------- SF
+REWARD = "reward/reward"
+PBT_LAMBDA = "zz_pbt/cfg_kickstart_lambda"  # Sample Factory's PBT summary of a mutated cfg value
+PBT_LR = "zz_pbt/cfg_learning_rate"
+TRAIN_LR = "train/lr"
+SCORE_METRICS = (SUITE_SCORE, REWARD)

@@ -1,0 +1,188 @@
+"""One frozen teacher: its SF experiment directory loaded and validated into an eval-mode model without gradients.
+
+A teacher is any SF experiment dir: its own `config.json` decides the architecture (built with SF's model factory,
+so plain SF checkpoints work), its latest `checkpoint_p<policy>/checkpoint_*.pth` gives the weights and its own
+observation-normaliser statistics. Teachers are never child modules of the student (not in its state_dict, optimizer
+or checkpoints). `FrozenTeacher.forward` is the reference every faster executor (teachers.stacked) is checked against.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from sample_factory.model.action_parameterization import ActionParameterizationDefault
+from sample_factory.model.actor_critic import ActorCriticSharedWeights, create_actor_critic
+from sample_factory.model.model_utils import get_rnn_size
+from sample_factory.utils.attr_dict import AttrDict
+
+from sf_kickstart.experiments import ExperimentError, latest_checkpoint, load_checkpoint, read_config
+from sf_kickstart.teachers.spec import TeacherError, TeacherSpec
+
+
+def load_teacher_cfg(exp_dir: str) -> AttrDict:
+    try:
+        return AttrDict(read_config(exp_dir, required=True))
+    except ExperimentError as exc:
+        raise TeacherError(f"Teacher {exc}") from exc
+
+
+def teacher_checkpoint(spec: TeacherSpec) -> str:
+    path = spec.checkpoint or latest_checkpoint(spec.path, spec.policy)
+    if path is None:
+        raise TeacherError(f"Teacher {spec.path!r} has no checkpoint: no {spec.path}/checkpoint_p{spec.policy}/checkpoint_*.pth")
+    return path
+
+
+def _describe_space(space) -> str:
+    if isinstance(space, spaces.Dict):
+        return "{" + ", ".join(f"{k}: {_describe_space(v)}" for k, v in space.spaces.items()) + "}"
+    if isinstance(space, spaces.Box):
+        return f"Box{tuple(space.shape)}/{space.dtype}"
+    return str(space)
+
+
+def spaces_match(a, b) -> bool:
+    if isinstance(a, spaces.Dict) and isinstance(b, spaces.Dict):
+        return set(a.spaces) == set(b.spaces) and all(spaces_match(a[k], b[k]) for k in a.spaces)
+    if isinstance(a, spaces.Box) and isinstance(b, spaces.Box):
+        return a.shape == b.shape and a.dtype == b.dtype
+    return a == b
+
+
+def check_spaces(name: str, teacher_obs, teacher_act, student_obs, student_act) -> None:
+    if not spaces_match(teacher_obs, student_obs):
+        raise TeacherError(
+            f"Teacher {name!r} observation space does not match the student's:\n"
+            f"  teacher: {_describe_space(teacher_obs)}\n  student: {_describe_space(student_obs)}"
+        )
+    if not spaces_match(teacher_act, student_act):
+        raise TeacherError(
+            f"Teacher {name!r} action space does not match the student's: teacher {teacher_act}, student {student_act}"
+        )
+
+
+class _LogitsAndState(torch.nn.Module):
+    """A teacher's forward reduced to what kickstarting needs: raw obs -> (logits, new rnn state). SF's full forward
+    also samples actions, computes log-probs and values, which at rollout batch sizes costs more than the layers."""
+
+    def __init__(self, model, keys: List[str], lean_tail: bool):
+        super().__init__()
+        self.model = model
+        self.keys = list(keys)
+        self.lean_tail = lean_tail
+
+    def forward(self, *inputs):
+        m = self.model
+        obs = {k: x for k, x in zip(self.keys, inputs[:-1])}
+        normalized = m.normalize_obs(obs)
+        normalized = {k: x.type(m.type_for_input_tensor(k)) for k, x in normalized.items()}
+        x = m.forward_head(normalized)
+        x, new_rnn_states = m.forward_core(x, inputs[-1])
+        if self.lean_tail:
+            logits = m.action_parameterization.distribution_linear(m.decoder(x))
+        else:
+            logits = m.forward_tail(x, values_only=False, sample_actions=False)["action_logits"]
+        return logits, new_rnn_states
+
+
+def example_inputs(obs_space, keys, rnn_size, n, device, generator):
+    inputs = []
+    for k in keys:
+        sp = obs_space[k]
+        if np.issubdtype(sp.dtype, np.integer):
+            hi = int(min(np.max(sp.high), 255)) if np.all(np.isfinite(sp.high)) else 255
+            x = torch.randint(0, hi + 1, (n, *sp.shape), generator=generator).to(_torch_dtype(sp.dtype))
+        else:
+            x = torch.rand((n, *sp.shape), generator=generator)
+        inputs.append(x.to(device))
+    inputs.append((torch.rand((n, rnn_size), generator=generator) - 0.5).to(device))
+    return inputs
+
+
+def trace_if_exact(module, example_args, checks, rtol: float):
+    """TorchScript `module` traced on `example_args`, kept only if it reproduces the eager module on every argument
+    tuple in `checks` (other batch sizes / routings: no baked-in size or data-dependent branch). None when tracing
+    fails or differs: the caller then runs eagerly."""
+    import warnings
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(module, tuple(example_args), check_trace=False)
+            for args in checks:
+                if not all(torch.allclose(x, y, atol=1e-5, rtol=rtol) for x, y in zip(traced(*args), module(*args))):
+                    return None
+        return traced
+    except Exception:  # noqa: BLE001 - any architecture TorchScript cannot trace runs eagerly
+        return None
+
+
+def _torch_dtype(np_dtype):
+    from sample_factory.algo.utils.torch_utils import to_torch_dtype
+
+    return to_torch_dtype(np_dtype)
+
+
+class FrozenTeacher:
+    """One teacher's model in eval mode, with its own normaliser and recurrent-state size.
+
+    Its forward is traced with TorchScript when the trace reproduces the eager forward exactly on other batch sizes
+    (per-call overhead, not FLOPs, dominates a small teacher at rollout batch sizes); otherwise it runs eagerly."""
+
+    def __init__(self, spec: TeacherSpec, obs_space, action_space, device="cpu", fast: bool = True):
+        self.spec = spec
+        self.cfg = load_teacher_cfg(spec.path)
+        self.checkpoint_path = teacher_checkpoint(spec)
+        ckpt = load_checkpoint(self.checkpoint_path, "cpu")
+        try:
+            model = create_actor_critic(self.cfg, obs_space, action_space)
+        except Exception as exc:  # noqa: BLE001
+            raise TeacherError(
+                f"Could not build teacher {spec.name!r} from its config.json ({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
+            model.load_state_dict(ckpt["model"], strict=True)
+        except RuntimeError as exc:
+            raise TeacherError(
+                f"Teacher {spec.name!r} checkpoint {self.checkpoint_path!r} does not fit the architecture in its "
+                f"config.json for the student's observation/action spaces:\n{exc}"
+            ) from exc
+        model.model_to_device(torch.device(device))
+        self.device = torch.device(device)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model = model
+        self.rnn_size = get_rnn_size(self.cfg)
+        # public: SF's default shared-weights actor-critic with the default (categorical) head (value head skipped)
+        self.lean_tail = isinstance(model, ActorCriticSharedWeights) and isinstance(
+            getattr(model, "action_parameterization", None), ActionParameterizationDefault
+        )
+        self.env_steps = int(ckpt.get("env_steps", 0))
+
+        self.obs_keys = sorted(obs_space.spaces.keys()) if isinstance(obs_space, spaces.Dict) else ["obs"]
+        self.eager = _LogitsAndState(model, self.obs_keys, self.lean_tail).eval()
+        self.traced = self._try_trace(obs_space, torch.device(device)) if fast else None
+
+    def _try_trace(self, obs_space, device):
+        if not isinstance(obs_space, spaces.Dict):
+            return None
+        gen = torch.Generator().manual_seed(0)
+        example, *checks = [example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen) for n in (3, 1, 7)]
+        return trace_if_exact(self.eager, example, checks, rtol=1e-5)
+
+    @torch.no_grad()
+    def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
+        """Logits and new recurrent state from raw (unnormalised) observations."""
+        device = self.device
+        inputs = [torch.as_tensor(obs[k]).to(device) for k in self.obs_keys]
+        inputs.append(rnn_states.to(device).float())
+        fn = self.traced if self.traced is not None else self.eager
+        return fn(*inputs)
+
+
