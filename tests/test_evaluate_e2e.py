@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.e2e_utils import FAST, REPO, run_train, scalars
+from tests.e2e_utils import FAST, REPO, describe, run_plain_sample_factory, run_train, scalars
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +27,6 @@ def run_module(module: str, args, hub: str = None, timeout: int = 300, extra_env
         env["SF_KICKSTART_FAKE_HUB"] = hub
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout)
-
-
-def describe(r: subprocess.CompletedProcess) -> str:
-    return f"exit {r.returncode}\n--- stdout\n{r.stdout[-4000:]}\n--- stderr\n{r.stderr[-6000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -162,23 +158,9 @@ def test_same_seeds_agent_against_itself_ties(tiny_teacher, train_dir):
         assert report["comparison"][task]["verdict"] == "ties"
 
 
-PLAIN_SF_CARTPOLE = """
-import sys
-from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
-from sample_factory.train import run_rl
-from sf_kickstart.suites import gym as gym_suite
-
-gym_suite.register("CartPole-v1")
-parser, _ = parse_sf_args(sys.argv[1:])
-sys.exit(run_rl(parse_full_cfg(parser, sys.argv[1:])))
-"""
-
-
 def test_plain_sample_factory_cartpole_evaluate_and_enjoy(train_dir):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-c", PLAIN_SF_CARTPOLE, "--env=CartPole-v1", "--experiment=cartpole",
-                        f"--train_dir={train_dir}", "--train_for_env_steps=3000", *FAST],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    r = run_plain_sample_factory(["--env=CartPole-v1", "--experiment=cartpole", f"--train_dir={train_dir}",
+                                  "--train_for_env_steps=3000", *FAST])
     assert r.returncode == 0, describe(r)
     r = run_module("sf_kickstart.evaluate", ["cartpole", f"--train_dir={train_dir}", "--episodes=4"])
     assert r.returncode == 0, describe(r)
