@@ -11,6 +11,8 @@ Contract for a multi-task suite (minigrid, atari, dmlab):
   * `install(cfg, runner)` registers the per-task episodic-stats handler and summaries, and puts the capped mean
     normalised score into `runner.policy_avg_stats[SUITE_SCORE_KEY]` (the PBT objective), through the one scoring
     implementation in `sf_kickstart.suites.scoring`; such a suite is declared with `has_suite_score=True`.
+  * optional, for evaluation (`sf_kickstart.evaluate`): `task_envs(env)` (task -> single-task env name) and `SCORES`,
+    the suite's `scoring.ScoreTable` (`Suite.score_table()`): evaluation normalises with the same table as training.
 """
 
 from __future__ import annotations
