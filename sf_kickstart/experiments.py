@@ -4,7 +4,8 @@
     <train_dir>/<experiment>/checkpoint_p<policy>/checkpoint_<train_step>_<env_steps>.pth   (and best_*.pth)
     <train_dir>/<experiment>/.summary/<policy>/events.out.tfevents.*
 
-One resolver for an experiment given by path or by name under a train_dir, one finder of a policy's checkpoints,
+One resolver for an experiment given by path, by name under a train_dir, or as `zoo:NAME` / `hf://user/repo`
+(`sf_kickstart.zoo`: shipped and downloaded experiments), one finder of a policy's checkpoints,
 one checkpoint loader (`weights_only=False`: SF checkpoints hold numpy scalars, torch>=2.6 changed the default) with
 its one error, used by teachers, the learner, the entry point, the report and the tests.
 """
@@ -41,6 +42,21 @@ def find_experiment_dir(path: str, train_dir: Optional[str]) -> Optional[str]:
     return None
 
 
+def resolve_experiment_dir(path: str, train_dir: Optional[str]) -> str:
+    """The absolute experiment directory a user names: `zoo:NAME` (shipped), `hf://user/repo` (downloaded once
+    under train_dir), else `path` as given or under train_dir. ExperimentError when there is none."""
+    from sf_kickstart.zoo import resolve_uri
+
+    resolved = resolve_uri(path, train_dir)
+    if resolved is not None:
+        return resolved
+    found = find_experiment_dir(path, train_dir)
+    if found is None:
+        looked = ", ".join(os.path.abspath(c) for c in experiment_dir_candidates(path, train_dir))
+        raise ExperimentError(f"{path!r} does not exist (looked in: {looked})")
+    return found
+
+
 def checkpoint_paths(exp_dir: str, policy: int = 0, kind: str = "latest") -> List[str]:
     """A policy's checkpoints, oldest first (SF's names sort by train step). kind: latest (checkpoint_*) | best."""
     prefix = dict(latest="checkpoint", best="best")[kind]
@@ -65,10 +81,13 @@ def load_checkpoint(path: str, device="cpu", hint: str = "") -> Dict:
     return ckpt
 
 
-def read_config(exp_dir: str) -> Optional[Dict]:
-    """config.json as a dict; None when absent; ExperimentError when unreadable or not a JSON object."""
+def read_config(exp_dir: str, required: bool = False) -> Optional[Dict]:
+    """config.json as a dict; None when absent (ExperimentError when `required`); ExperimentError when unreadable or
+    not a JSON object."""
     path = os.path.join(exp_dir, "config.json")
     if not os.path.isfile(path):
+        if required:
+            raise ExperimentError(f"{exp_dir!r} has no config.json: not a Sample Factory experiment directory")
         return None
     try:
         with open(path) as f:

@@ -12,6 +12,8 @@ Kickstart summaries (written under the policy's `.summary/<policy_id>/` by the l
 Suite summaries (the suites' normalised score):
     suite/<task>_score, suite/<task>_normalized, suite/score, suite/mean_normalized, suite/tasks_seen
     (Atari also writes its historical alias suite/games_seen; the report reads either)
+Periodic evaluation (`--eval_every_frames`, sf_kickstart.periodic_eval; step = the evaluated checkpoint's frames):
+    eval/<task> (suite-scale score), eval/<task>_return (mean raw return), eval/suite_score
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ def normalized_task(tag: str):
     if tag.startswith(SUITE) and tag.endswith(NORMALIZED_SUFFIX) and tag != SUITE_MEAN_NORMALIZED:
         return tag[len(SUITE) : -len(NORMALIZED_SUFFIX)]
     return None
+
+
+# -------------------------------------------------------------------------------------------------- periodic evaluation
+EVAL = "eval/"
+EVAL_SUITE_SCORE = EVAL + "suite_score"
+
+
+def eval_task_score(task: str) -> str:
+    return EVAL + task
+
+
+def eval_task_return(task: str) -> str:
+    return f"{EVAL}{task}_return"
 
 
 # ---------------------------------------------------------------------------------------------------------------- SF

@@ -29,6 +29,9 @@ from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 from sample_factory.utils.utils import experiment_dir, log, str2bool
 
+from sf_kickstart import periodic_eval, progress
+from sf_kickstart.agent import experiment_cfg
+from sf_kickstart.device import DeviceError, check_device
 from sf_kickstart.experiments import ExperimentError, checkpoint_paths
 from sf_kickstart.learner import FixedLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
@@ -40,7 +43,6 @@ from sf_kickstart.teachers import (
     TeacherError,
     TeacherRouting,
     check_spaces,
-    load_teacher_cfg,
     teacher_specs_from_cfg,
 )
 
@@ -48,7 +50,10 @@ class EnvCreationError(RuntimeError):
     pass
 
 
-USER_ERRORS = (SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, ExperimentError, EnvCreationError)
+USER_ERRORS = (
+    SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, ExperimentError, EnvCreationError, DeviceError,
+    periodic_eval.EvalFlagError,
+)
 
 
 class PresetError(ValueError):
@@ -126,6 +131,7 @@ def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tu
     suite.add_args(parser)
     suite.override_defaults(partial_cfg.env, parser)
     add_kickstart_args(parser)
+    periodic_eval.add_args(parser)
 
     known = {a.dest for a in parser._actions}
     unknown_keys = [k for k in preset_values if k not in known]
@@ -217,13 +223,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     logit_splits(env_info.action_space)  # UnsupportedActionSpace for continuous control
 
     for spec in specs:
-        tcfg = load_teacher_cfg(spec.path)
-        if "env" not in tcfg:
-            raise TeacherError(f"Teacher {spec.name!r}: config.json has no 'env'")
-        try:
-            prepare_env(tcfg.env)
-        except SuiteError as exc:
-            raise TeacherError(f"Teacher {spec.name!r} was trained on {tcfg.env!r}, which cannot be created: {exc}")
+        tcfg = experiment_cfg(spec.path, what=f"Teacher {spec.name!r}", error=TeacherError)
         teacher_env_cfg = AttrDict({**cfg, **{k: v for k, v in tcfg.items() if k not in ("teacher", "teachers")}})
         teacher_info = _make_env_info(teacher_env_cfg)
         check_spaces(spec.name, teacher_info.obs_space, teacher_info.action_space, env_info.obs_space, env_info.action_space)
@@ -249,6 +249,8 @@ def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> Kicksta
         raise SystemExit("sf_kickstart.train runs Sample Factory's parallel runner: use --serial_mode=False")
     runner = KickstartRunner(cfg, layout)
     suite.install(cfg, runner)
+    progress.install(cfg, runner, layout)  # the Progress: console line
+    periodic_eval.install(cfg, runner)  # --eval_every_frames
     if cfg.with_pbt:
         from sf_kickstart.pbt import KickstartPBT
 
@@ -258,6 +260,8 @@ def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> Kicksta
 
 def prepare(argv: Optional[List[str]] = None):
     cfg, suite = parse_args(argv)
+    check_device(cfg.device)  # --device=gpu without CUDA: an error here, not an IndexError in SF's sampler
+    periodic_eval.check_args(cfg)
     if cfg.restart_behavior == "resume":
         cfg = maybe_load_from_checkpoint(cfg)
     if not isinstance(cfg, AttrDict):
@@ -290,7 +294,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return int(runner.run())
+    status = runner.run()
+    periodic_eval.finish(runner)  # the final checkpoint's evaluation (--eval_every_frames)
+    return int(status)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,9 @@ PLAIN_SF_TRAIN = """
 import sys
 from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
 from sample_factory.train import run_rl
-from sf_kickstart.suites import minigrid
+from sf_kickstart.suites.registry import prepare_env
 
-minigrid.register("minigrid_suite")
+prepare_env(next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--env=")))
 parser, _ = parse_sf_args(sys.argv[1:])
 sys.exit(run_rl(parse_full_cfg(parser, sys.argv[1:])))
 """

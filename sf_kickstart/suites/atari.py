@@ -197,6 +197,11 @@ def task_names(env_name: str) -> List[str]:
     return validate_env_name(env_name)
 
 
+def task_envs(env_name: str) -> Dict[str, str]:
+    """The games env_name plays -> the single-game env name of each (``atari_<game>``)."""
+    return {g: ENV_PREFIX + g for g in validate_env_name(env_name)}
+
+
 def stat_key(game: str) -> str:
     """Key of a game's raw score (all lives) in info["episode_extra_stats"]."""
     return f"{ENV_PREFIX}{game}_raw_score"

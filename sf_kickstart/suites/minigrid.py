@@ -178,6 +178,11 @@ def task_names(env_name: str) -> List[str]:
     return list(TASK_NAMES)
 
 
+def task_envs(env_name: str) -> Dict[str, str]:
+    """The tasks env_name plays -> the single-task env name of each (``minigrid_<Task>``)."""
+    return {t: ENV_PREFIX + t for t in validate_env_name(env_name)}
+
+
 def stat_key(task: str) -> str:
     """Key of a task's raw episode return in info["episode_extra_stats"]."""
     return f"{ENV_PREFIX}{task}_raw_return"

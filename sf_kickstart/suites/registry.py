@@ -11,15 +11,20 @@ Contract for a multi-task suite (minigrid, atari, dmlab):
   * `install(cfg, runner)` registers the per-task episodic-stats handler and summaries, and puts the capped mean
     normalised score into `runner.policy_avg_stats[SUITE_SCORE_KEY]` (the PBT objective), through the one scoring
     implementation in `sf_kickstart.suites.scoring`; such a suite is declared with `has_suite_score=True`.
+  * optional, for evaluation (`sf_kickstart.evaluate`): `task_envs(env)` (task -> single-task env name) and `SCORES`,
+    the suite's `scoring.ScoreTable` (`Suite.score_table()`): evaluation normalises with the same table as training.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import List, Mapping
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
 
 from sf_kickstart.tags import SUITE_SCORE_KEY  # noqa: F401 - re-exported: suites and tests import it from here
+
+if TYPE_CHECKING:
+    from sf_kickstart.suites.scoring import ScoreTable
 
 TASK_ID_KEY = "task_id"
 
@@ -71,6 +76,17 @@ class Suite:
         fn = getattr(self.load(), "install", None)
         if fn is not None:
             fn(cfg, runner)
+
+    def task_envs(self, env: str) -> Dict[str, str]:
+        """The tasks `env` plays -> a single-task env name playing each (same spaces): what evaluation runs per task.
+        A family without tasks plays itself."""
+        fn = getattr(self.load(), "task_envs", None)
+        return dict(fn(env)) if fn is not None else {env: env}
+
+    def score_table(self) -> Optional["ScoreTable"]:
+        """The family's `scoring.ScoreTable` (its module's SCORES), what evaluation normalises with; None for a family
+        without one (evaluation then scores the mean return)."""
+        return getattr(self.load(), "SCORES", None)
 
 
 SUITES: List[Suite] = [

@@ -26,16 +26,13 @@ from sf_kickstart.teachers.spec import TeacherError, TeacherSpec
 
 def load_teacher_cfg(exp_dir: str) -> AttrDict:
     try:
-        cfg = read_config(exp_dir)
+        return AttrDict(read_config(exp_dir, required=True))
     except ExperimentError as exc:
-        raise TeacherError(f"Teacher config: {exc}") from exc
-    if cfg is None:
-        raise TeacherError(f"Teacher {exp_dir!r} has no config.json: not a Sample Factory experiment directory")
-    return AttrDict(cfg)
+        raise TeacherError(f"Teacher {exc}") from exc
 
 
 def teacher_checkpoint(spec: TeacherSpec) -> str:
-    path = latest_checkpoint(spec.path, spec.policy)
+    path = spec.checkpoint or latest_checkpoint(spec.path, spec.policy)
     if path is None:
         raise TeacherError(f"Teacher {spec.path!r} has no checkpoint: no {spec.path}/checkpoint_p{spec.policy}/checkpoint_*.pth")
     return path

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sf_kickstart.experiments import experiment_dir_candidates, find_experiment_dir
+from sf_kickstart import experiments
 
 
 class TeacherError(ValueError):
@@ -22,6 +22,7 @@ class TeacherSpec:
     rho: float = 1.0
     policy: int = 0
     tasks: List[str] = field(default_factory=list)  # task names it supervises; [] with a single --teacher = all
+    checkpoint: Optional[str] = None  # a given checkpoint file instead of the latest (evaluation, enjoy)
 
     @property
     def name(self) -> str:
@@ -29,14 +30,13 @@ class TeacherSpec:
 
 
 def resolve_experiment_dir(path: str, train_dir: Optional[str]) -> str:
-    found = find_experiment_dir(path, train_dir)
-    if found is None:
-        looked = ", ".join(os.path.abspath(c) for c in experiment_dir_candidates(path, train_dir))
+    """`experiments.resolve_experiment_dir` (paths, names under train_dir, zoo:NAME, hf://user/repo), as a TeacherError."""
+    try:
+        return experiments.resolve_experiment_dir(path, train_dir)
+    except experiments.ExperimentError as exc:
         raise TeacherError(
-            f"Teacher {path!r} does not exist (looked in: {looked}). "
-            f"A teacher is a Sample Factory experiment directory with config.json and checkpoint_p0/"
-        )
-    return found
+            f"Teacher {exc}. A teacher is a Sample Factory experiment directory with config.json and checkpoint_p0/"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""python -m sf_kickstart.zoo.ship EXPERIMENT NAME --command="..." [--episodes=100]
+
+Turns a trained experiment into a shipped zoo teacher `sf_kickstart/zoo/NAME/`: its config.json, its latest checkpoint
+without the optimizer state (a teacher needs only the weights and the observation normaliser), its evaluation
+(`python -m sf_kickstart.evaluate`, greedy, cached in evaluation/) and a card (README.md: env, architecture, frames,
+the command that trained it, the evaluated per-task scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from types import SimpleNamespace
+
+import torch
+
+from sf_kickstart.evaluate import EVAL_DIR, evaluate_experiment, render_markdown
+from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
+from sf_kickstart.zoo import ZOO_DIR, ZOO_PREFIX, architecture
+
+
+def copy_stripped(src: str, dst: str) -> str:
+    os.makedirs(os.path.join(dst, "checkpoint_p0"), exist_ok=True)
+    shutil.copyfile(os.path.join(src, "config.json"), os.path.join(dst, "config.json"))
+    ckpt_path = latest_checkpoint(src, 0)
+    ckpt = load_checkpoint(ckpt_path)
+    ckpt.pop("optimizer", None)
+    target = os.path.join(dst, "checkpoint_p0", os.path.basename(ckpt_path))
+    torch.save(ckpt, target)
+    return target
+
+
+def card(name: str, report: dict, cfg, command: str) -> str:
+    s = report["student"]
+    return "\n".join([
+        f"# Zoo teacher `{name}`",
+        "",
+        f"Use it as `--teacher={ZOO_PREFIX}{name}` (or in a `--teachers` map), watch it with "
+        f"`python -m sf_kickstart.enjoy --experiment={ZOO_PREFIX}{name} --save_video`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| env | `{cfg.env}` |",
+        f"| architecture | {architecture(cfg)} |",
+        f"| frames | {s['env_steps']} |",
+        f"| checkpoint | `{s['checkpoint']}` (optimizer state removed) |",
+        f"| evaluated suite score | {s['suite_score']:.1f} [{s['suite_score_ci'][0]:.1f}, {s['suite_score_ci'][1]:.1f}] |",
+        "",
+        "Trained with (on a 2-core CPU machine shared with other jobs):",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "Evaluated with `python -m sf_kickstart.evaluate zoo:" + name + f" --episodes={s['episodes']}`:",
+        "",
+        render_markdown(report).split("\n", 2)[2],
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sf_kickstart.zoo.ship", description=__doc__)
+    parser.add_argument("experiment")
+    parser.add_argument("name")
+    parser.add_argument("--command", required=True, help="the command that trained it (goes on the card)")
+    parser.add_argument("--episodes", type=int, default=100)
+    opts = parser.parse_args(argv)
+    dst = os.path.join(ZOO_DIR, opts.name)
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    copy_stripped(opts.experiment, dst)
+    eval_opts = SimpleNamespace(
+        episodes=opts.episodes, seed=0, policy="greedy", envs_per_task=16, device="cpu", force=True, no_progress=False,
+        policy_index=0, train_dir=None, teacher=None, teachers=None, no_teachers=True,
+    )
+    report = evaluate_experiment(dst, eval_opts)
+    from sf_kickstart.agent import experiment_cfg
+
+    with open(os.path.join(dst, "README.md"), "w") as f:
+        f.write(card(opts.name, report, experiment_cfg(dst), opts.command))
+    print(open(os.path.join(dst, "README.md")).read())
+    assert os.path.isdir(os.path.join(dst, EVAL_DIR))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
