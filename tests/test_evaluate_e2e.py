@@ -111,7 +111,7 @@ def test_student_from_hub_and_zoo_teachers_with_progress_and_periodic_eval(stude
     # progress lines: frames, ETA, score, λ over the two teachers (ρ = 1 and 0.5)
     lines = [l for l in out.splitlines() if "Progress:" in l]
     assert lines, out[-3000:]
-    assert any("/10K frames" in l and "ETA" in l and "λ" in l and "over 2 teachers" in l for l in lines), lines
+    assert any("/10k frames" in l and "ETA" in l and "λ" in l and "over 2 teachers" in l for l in lines), lines
     assert "Fps is" in out  # Sample Factory's own lines stay
     # periodic evaluation: eval/* summaries at checkpoint frames, the last one at the end of training
     exp = os.path.join(train_dir, "student")
