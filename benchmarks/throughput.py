@@ -5,7 +5,7 @@ Same student (cfg/minigrid_large_student.yaml or --student_preset), same workers
 in short rounds, interleaved (the order rotates from round to round), so that a slow spell of a shared machine hits
 every mode. Teachers are untrained copies of the small-teacher preset (weights do not change the cost of a forward).
 
-    python -m benchmarks.throughput                                  # plain, one_teacher, per_task; 6 rounds of 30 s
+    python -m benchmarks.throughput                                  # plain, one_teacher, per_task; 6 rounds of 25 s
     python -m benchmarks.throughput --modes=plain,per_task --rounds=10 --seconds=30
     python -m benchmarks.throughput --compare_trees=/path/to/old_checkout,/path/to/new_checkout --modes=plain,per_task
     python -m benchmarks.throughput --modes=env_only,plain,one_teacher,per_task --device=gpu --num_workers=14 ...
@@ -17,7 +17,9 @@ started to be counted to the first report --seconds later, when the run is stopp
     rollout workers, anything they start), read from the OS (/proc via psutil), divided by the env frames counted in
     the window. This is the headline on a shared machine: it counts the work done, not the time the scheduler gave.
   * FPS: env frames / wall-clock seconds over the window (what a user sees; moves with the machine's load).
-The tree's CPU time is sampled every 0.25 s as the sum, over every live process of the tree, of its own time plus the
+Frames are counted when the learner finishes a batch (--batch_size frames), so a window's frame count is off by up to
+one batch at each end (about 1 % per run, random, for 25 s windows at ~2K FPS): one reason to look at the median of
+many rounds. The tree's CPU time is sampled every 0.25 s as the sum, over every live process of the tree, of its own time plus the
 time of its children that it has already reaped (cutime/cstime), so a process that exits and is reaped inside the
 window still counts; a process that exits unreaped counts too (a zombie keeps its times). What sampling can miss is a
 grandchild whose parent exits before reaping it: the window is flagged when the set of processes changes inside it.
@@ -403,7 +405,7 @@ def main(argv=None) -> int:
     ap.add_argument("--student_preset", default="minigrid_large_student.yaml")
     ap.add_argument("--teacher_preset", default="minigrid_small_teacher.yaml")
     ap.add_argument("--modes", default="plain,one_teacher,per_task", help="of env_only,plain,one_teacher,per_task")
-    ap.add_argument("--seconds", type=float, default=30, help="measured window of each run (wall seconds)")
+    ap.add_argument("--seconds", type=float, default=25, help="measured window of each run (wall seconds)")
     ap.add_argument("--warmup", type=float, default=5, help="seconds after the first counted frames, not measured")
     ap.add_argument("--rounds", "--repeats", dest="rounds", type=int, default=6)
     ap.add_argument("--compare_trees", default=None, help="PATH_A,PATH_B: two checkouts, same modes, B/A ratios")
