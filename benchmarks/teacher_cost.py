@@ -316,6 +316,30 @@ def print_headline(inf, lrn, setups, n: int, batch_size: int) -> Dict[str, float
     return shares
 
 
+def print_expected_ratios(path: str, inf, lrn, setups, n: int, batch_size: int) -> None:
+    """Against a benchmarks/throughput.py result: the end-to-end CPU ratio these isolated costs predict."""
+    import json
+
+    with open(path) as f:
+        runs = json.load(f)["results"]
+    if "plain" not in runs:
+        return
+    plain = statistics.median(r["cpu_per_1k"] for r in runs["plain"]) * 1e3  # µs per frame
+    print()
+    print(f"Against {path}: plain APPO end to end {plain:.0f} µs CPU per frame (median), of which the parts above "
+          f"(env, student forward, train step) are {lrn['env_step'] + inf[n]['student'] / n + lrn['plain'] / batch_size:.0f}")
+    print()
+    print("| setup | teachers' extra µs / frame | expected CPU ratio vs plain | measured median (range) |")
+    print("|---|---|---|---|")
+    for setup in setups:
+        extra = inf[n][f"{setup}/kernel"] / n + lrn[f"term/{setup}"] / batch_size
+        measured = ""
+        if setup in runs:
+            ratios = [a["cpu_per_1k"] / b["cpu_per_1k"] for a, b in zip(runs[setup], runs["plain"])]
+            measured = f"{statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})"
+        print(f"| {setup} | {extra:.1f} | {(plain + extra) / plain:.3f} | {measured} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--env", default="minigrid_suite")
@@ -327,6 +351,8 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", type=int, default=200, help="inference calls per round and implementation")
     ap.add_argument("--train_steps", type=int, default=5, help="learner train steps per round and setup")
     ap.add_argument("--train_dir", default=os.path.join(REPO, "bench_out", "teacher_cost"))
+    ap.add_argument("--throughput_json", default=None, help="a benchmarks/throughput.py --out file: expected vs "
+                    "measured end-to-end CPU ratios")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # as in SF's inference and learner workers
     import logging
@@ -378,6 +404,8 @@ def main(argv=None) -> int:
     print_inference(inf, setups)
     lrn = print_learner(learner_costs(args, cfg, info, layouts, banks), setups, cfg.batch_size)
     print_headline(inf, lrn, setups, args.headline_batch, cfg.batch_size)
+    if args.throughput_json:
+        print_expected_ratios(args.throughput_json, inf, lrn, setups, args.headline_batch, cfg.batch_size)
     return 0
 
 
