@@ -18,8 +18,7 @@ started to be counted to the first report --seconds later, when the run is stopp
     the window. This is the headline on a shared machine: it counts the work done, not the time the scheduler gave.
   * FPS: env frames / wall-clock seconds over the window (what a user sees; moves with the machine's load).
 Frames are counted when the learner finishes a batch (--batch_size frames), so a window's frame count is off by up to
-one batch at each end (about 1 % per run, random, for 25 s windows at ~2K FPS): one reason to look at the median of
-many rounds. The tree's CPU time is sampled every 0.25 s as the sum, over every live process of the tree, of its own time plus the
+one batch at each end: a window also lasts until it holds --min_frames frames (30K: about 1.5 % per run, random). The tree's CPU time is sampled every 0.25 s as the sum, over every live process of the tree, of its own time plus the
 time of its children that it has already reaped (cutime/cstime), so a process that exits and is reaped inside the
 window still counts; a process that exits unreaped counts too (a zombie keeps its times). What sampling can miss is a
 grandchild whose parent exits before reaping it: the window is flagged when the set of processes changes inside it.
@@ -163,52 +162,65 @@ class RunResult:
     window_frames: int
     window_s: float
     tree_stable: bool
+    clean_exit: bool = True  # False: killed after SIGINT did not stop it; run CPU then lacks the workers
 
 
-def measure(cmd: List[str], cwd: str, log_path: str, warmup_s: float, seconds: float, timeout_s: float) -> RunResult:
-    """Run `cmd` until `seconds` of frames have been counted after `warmup_s`, then stop it with SIGINT (the run's
-    start-up time varies a lot on a loaded machine, so its length is not left to --train_for_seconds)."""
+def _default_sigint() -> None:
+    # a shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across exec: the run
+    # must get Python's KeyboardInterrupt however this benchmark was started
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def measure(cmd: List[str], cwd: str, log_path: str, warmup_s: float, seconds: float, min_frames: int,
+            timeout_s: float) -> RunResult:
+    """Run `cmd` until frames have been counted for `seconds` (and at least `min_frames` of them) after `warmup_s`,
+    then stop it with SIGINT (the run's start-up time varies a lot on a loaded machine, so its length is not left to
+    --train_for_seconds)."""
     env = dict(os.environ, PYTHONPATH=cwd + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_default_sigint
+        )
         with ProcessTreeMeter(proc.pid) as meter:
-            deadline, interrupted = time.time() + timeout_s, False
+            deadline, window = time.time() + timeout_s, None
             while True:
                 pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
-                if not interrupted and _window_done(log_path, warmup_s, seconds):
+                if window is None and (window := _measured_window(log_path, warmup_s, seconds, min_frames)) is not None:
                     proc.send_signal(signal.SIGINT)
-                    interrupted, deadline = True, time.time() + 60
+                    deadline = time.time() + 120
                 if time.time() > deadline:
-                    proc.kill()
+                    proc.kill()  # its workers exit by themselves, but their CPU time is then missing from rusage
                     pid, status, rusage = os.wait4(proc.pid, 0)
                     break
                 time.sleep(0.2)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    with open(log_path) as f:
-        text = f.read()
-    if not interrupted:
-        sys.stderr.write(text[-3000:])
+    if window is None:
+        sys.stderr.write(read_text(log_path)[-3000:])
         raise RuntimeError(f"{' '.join(cmd)} ended (rc={proc.returncode}) before the window was measured ({log_path})")
-    points = frame_points(text)
-    ta, fa, tb, fb = steady_window(points, warmup_s)
+    ta, fa, tb, fb = window
     cpu = meter.cpu_at(tb) - meter.cpu_at(ta)
     run_cpu = rusage.ru_utime + rusage.ru_stime
     return RunResult(
         fps=(fb - fa) / (tb - ta),
         cpu_per_1k=1000.0 * cpu / (fb - fa),
-        run_cpu_per_1k=1000.0 * run_cpu / points[-1][1],
+        run_cpu_per_1k=1000.0 * run_cpu / frame_points(read_text(log_path))[-1][1],
         window_frames=fb - fa,
         window_s=tb - ta,
         tree_stable=meter.stable_between(ta, tb),
+        clean_exit=proc.returncode >= 0,
     )
 
 
-def _window_done(log_path: str, warmup_s: float, seconds: float) -> bool:
-    with open(log_path, errors="replace") as f:
-        win = steady_window(frame_points(f.read()), warmup_s)
-    return win is not None and win[2] - win[0] >= seconds
+def read_text(path: str) -> str:
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def _measured_window(log_path: str, warmup_s: float, seconds: float, min_frames: int):
+    win = steady_window(frame_points(read_text(log_path)), warmup_s)
+    return win if win is not None and win[2] - win[0] >= seconds and win[3] - win[1] >= min_frames else None
 
 
 def run_training(args, tree: str, label: str, rnd: int, teacher_args: List[str]) -> RunResult:
@@ -234,7 +246,7 @@ def run_training(args, tree: str, label: str, rnd: int, teacher_args: List[str])
         *args.extra,
     ]
     log_path = os.path.join(args.train_dir, f"{exp}.log")
-    return measure(cmd, tree, log_path, args.warmup, args.seconds, timeout_s=args.seconds + 400)
+    return measure(cmd, tree, log_path, args.warmup, args.seconds, args.min_frames, timeout_s=args.seconds + 900)
 
 
 def _env_worker(env_name: str, preset: str, num_envs: int, worker_idx: int, seconds: float, out) -> None:
@@ -380,6 +392,9 @@ def report(args, arms, results: Dict[str, List[RunResult]]) -> Dict:
     unstable = [f"{n} r{i}" for n in names for i, r in enumerate(results[n]) if not r.tree_stable]
     if unstable:
         print(f"\nprocess set changed inside the window (CPU may be undercounted): {', '.join(unstable)}")
+    killed = [f"{n} r{i}" for n in names for i, r in enumerate(results[n]) if not r.clean_exit]
+    if killed:
+        print(f"\nkilled after SIGINT did not stop them (run CPU-s lacks the workers): {', '.join(killed)}")
     summary = {}
     pairs = ratio_pairs(arms)
     if pairs:
@@ -406,6 +421,8 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher_preset", default="minigrid_small_teacher.yaml")
     ap.add_argument("--modes", default="plain,one_teacher,per_task", help="of env_only,plain,one_teacher,per_task")
     ap.add_argument("--seconds", type=float, default=25, help="measured window of each run (wall seconds)")
+    ap.add_argument("--min_frames", type=int, default=30000, help="and at least this many frames in the window "
+                    "(the frame count moves in steps of one training batch)")
     ap.add_argument("--warmup", type=float, default=5, help="seconds after the first counted frames, not measured")
     ap.add_argument("--rounds", "--repeats", dest="rounds", type=int, default=6)
     ap.add_argument("--compare_trees", default=None, help="PATH_A,PATH_B: two checkouts, same modes, B/A ratios")
