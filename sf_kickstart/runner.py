@@ -152,6 +152,23 @@ def _fail_process(component: str, exc: BaseException, serial: bool) -> None:
     os._exit(1)  # the runner notices the dead process and stops the experiment with a failure status
 
 
+def remove_partial_checkpoints(ckpt_dir: str) -> List[str]:
+    """Remove SF's `<prefix>_temp` files: a checkpoint whose writing never completed (the process was killed or the
+    disk was full). They match SF's `checkpoint_*` pattern and sort after every real checkpoint, so a resume would try
+    to load one as the latest, and checkpoint rotation would count it as a checkpoint."""
+    import glob
+
+    removed = []
+    for path in glob.glob(os.path.join(ckpt_dir, "*_temp")):
+        try:
+            os.remove(path)
+            removed.append(path)
+            log.warning(f"Removed {path}: a checkpoint whose writing did not complete")
+        except OSError as exc:
+            log.error(f"Could not remove the partial checkpoint {path}: {exc}")
+    return removed
+
+
 class KickstartBatcher(Batcher):
     def __init__(self, *args, layout: KickstartLayout, **kwargs):
         super().__init__(*args, **kwargs)
@@ -275,15 +292,47 @@ class KickstartLearnerWorker(_ExitWithParentOnUnpickle, LearnerWorker):
 
     def init(self):
         try:
+            self._check_checkpoint_writes()
             super().init()
         except Exception as exc:  # noqa: BLE001
             _fail_process(f"{self.object_id} (init)", exc, self.cfg.serial_mode)
+
+    def _check_checkpoint_writes(self) -> None:
+        """A checkpoint that cannot be written (disk full, permissions) stops the run with a clear error, whether it
+        is a periodic, best, milestone or the final one (SF's on_stop). All of them go through Learner._save_impl,
+        which writes <prefix>_temp and renames it when complete, so earlier checkpoints stay intact; the partial file
+        is removed. Before, the exception ended the learner's event loop and the run hung."""
+        learner = self.learner
+        unchecked = learner._save_impl
+
+        def checked_save_impl(name_prefix, *args, **kwargs):
+            try:
+                return unchecked(name_prefix, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                ckpt_dir = learner.checkpoint_dir(learner.cfg, learner.policy_id)
+                remove_partial_checkpoints(ckpt_dir)
+                intact = learner.get_checkpoints(ckpt_dir, f"{name_prefix}_*")
+                last = os.path.basename(intact[-1]) if intact else "none"
+                where = f"writing a checkpoint to {ckpt_dir}; the last one written, {last}, is intact"
+                _fail_process(f"{self.object_id} ({where})", exc, self.cfg.serial_mode)
+
+        learner._save_impl = checked_save_impl
 
     def on_new_training_batch(self, batch_idx: int):
         try:
             super().on_new_training_batch(batch_idx)
         except Exception as exc:  # noqa: BLE001
             _fail_process(f"{self.object_id} (training)", exc, self.cfg.serial_mode)
+
+    def start_batcher_thread(self):
+        """SF's batcher thread is not a daemon: when any slot of the learner's event loop raised, the loop ended but
+        the thread kept the process alive, so the run hung with a learner that no longer learned. As a daemon, the
+        process exits with the loop and the runner's liveness monitor stops the run."""
+        from threading import Thread
+
+        self.batcher.event_loop.process = self.event_loop.process
+        self.batcher_thread = Thread(target=self.batcher.event_loop.exec, daemon=True)
+        self.batcher_thread.start()
 
 
 class KickstartRunner(ParallelRunner):
@@ -296,6 +345,7 @@ class KickstartRunner(ParallelRunner):
         if layout is not None:
             self.register_observer(KickstartBuffers(layout))
         self.liveness_timer: Optional[Timer] = None
+        self._stop_requested: Optional[str] = None  # name of the signal (SIGINT, SIGTERM) that asked the run to stop
         self._train_started_at: Optional[float] = None
         # not register_policy_msg_handler(): in SF 2.1.1 it stores a bare function where a list is iterated
         self.policy_msg_handlers.setdefault("kickstart_stats", []).append(_kickstart_stats_handler)
@@ -330,7 +380,30 @@ class KickstartRunner(ParallelRunner):
             self.liveness_timer = Timer(self.event_loop, 1.0)
             self.liveness_timer.timeout.connect(self._check_processes)
             self.timers.append(self.liveness_timer)
+            self._install_stop_signals()
         return status
+
+    def _install_stop_signals(self) -> None:
+        """SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler's pre-emption) stop the run the way reaching its budget
+        does: every component stops and the learner writes a final checkpoint. SF left its event loop at once on
+        Ctrl-C and the workers were terminated a second later, racing the learner's final save; SIGTERM killed the
+        main process outright. A second signal interrupts at once. A signal ignored by whoever started the run (a
+        shell's background job, nohup) stays ignored."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) != signal.SIG_IGN:
+                signal.signal(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        import signal
+
+        if self._stop_requested is not None:
+            raise KeyboardInterrupt  # SF's event loop ends at once, as before
+        self._stop_requested = signal.Signals(signum).name  # acted upon by the liveness timer, inside the event loop
 
     def run(self):
         status = super().run()
@@ -356,6 +429,11 @@ class KickstartRunner(ParallelRunner):
     def _check_processes(self):
         if self.stopped:
             return
+        if self._stop_requested is not None:
+            log.warning(f"{self._stop_requested}: writing a final checkpoint and stopping (send it again to stop at once)")
+            self._stop_training()
+            self.status = ExperimentStatus.INTERRUPTED
+            return
         for p in self._all_processes():
             proc = p._process
             if proc.pid is not None and not proc.is_alive():
@@ -365,6 +443,32 @@ class KickstartRunner(ParallelRunner):
                 self._force_stop_timer = Timer(self.event_loop, 30.0, single_shot=True)
                 self._force_stop_timer.timeout.connect(self._force_stop)
                 return
+
+    def _stop_training(self, failed: bool = False) -> None:
+        was_stopped = self.stopped
+        super()._stop_training(failed)
+        if not was_stopped and self.stopped and self.event_loop is not None:
+            # SF waits for every component to report that it stopped; one whose process dies while stopping (e.g.
+            # its final checkpoint cannot be written) never reports, and SF's timers are stopped by now
+            self._stopping_timer = Timer(self.event_loop, 1.0)
+            self._stopping_timer.timeout.connect(self._check_stopping_processes)
+
+    def _check_stopping_processes(self) -> None:
+        dead = [c for c in self.components_to_stop if not self._process_alive(c)]
+        if not dead:
+            return
+        log.error(f"{', '.join(c.object_id for c in dead)} died while stopping: not waiting for them")
+        self.status = ExperimentStatus.FAILURE
+        self.components_to_stop = [c for c in self.components_to_stop if c not in dead]
+        if not self.components_to_stop:
+            self._stopping_timer.stop()
+            self.all_components_stopped.emit()
+
+    def _process_alive(self, component) -> bool:
+        process = getattr(component.event_loop, "process", None)
+        if process is None and component in self.batchers.values():  # a thread of its learner's process
+            process = self.learners[component.policy_id].event_loop.process
+        return process is None or process.is_alive()
 
     def _force_stop(self):
         log.error("Components did not stop after a process died: terminating the remaining processes")

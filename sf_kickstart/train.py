@@ -32,7 +32,7 @@ from sample_factory.utils.utils import experiment_dir, log, str2bool
 
 from sf_kickstart.learner import CheckpointLoadError, KickstartLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
-from sf_kickstart.runner import KickstartLayout, KickstartRunner
+from sf_kickstart.runner import KickstartLayout, KickstartRunner, remove_partial_checkpoints
 from sf_kickstart.schedules import SCHEDULES, KickstartSchedule, ScheduleError
 from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
 from sf_kickstart.teachers import TeacherBank, TeacherError, check_spaces, load_teacher_cfg, teacher_specs_from_cfg
@@ -186,6 +186,7 @@ def check_student_checkpoint(cfg) -> None:
         return
     for policy_id in range(cfg.num_policies):
         ckpt_dir = os.path.join(experiment_dir(cfg=cfg, mkdir=False), f"checkpoint_p{policy_id}")
+        remove_partial_checkpoints(ckpt_dir)  # e.g. killed while writing one: never resume from a partial file
         prefix = dict(latest="checkpoint", best="best")[cfg.load_checkpoint_kind]
         checkpoints = sorted(glob.glob(os.path.join(ckpt_dir, f"{prefix}_*")))
         if checkpoints:

@@ -116,8 +116,20 @@ def start_train(args: List[str], log_path: str, extra_env: Dict[str, str] = None
     env.update(extra_env or {})
     with open(log_path, "w") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "sf_kickstart.train", *args], cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "sf_kickstart.train", *args],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_default_sigint,
         )
+
+
+def _default_sigint() -> None:
+    """Tests may run as a shell's background job, whose children start with SIGINT ignored (kept across exec)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_until(predicate, timeout: float, proc: subprocess.Popen = None, what: str = "condition", poll: float = 0.2):
