@@ -13,7 +13,9 @@ SF's rollout code. The learner slices the tail off before the student sees it.
 
 Robustness: SF's event loops log and swallow exceptions raised in slots, so a worker whose env or teacher cannot be
 created would idle forever while its heartbeat timer keeps ticking. Our workers turn such failures into a process
-exit, and the runner stops the experiment with a failure status as soon as any of its processes dies.
+exit, and the runner stops the experiment with a failure status as soon as any of its processes dies (also while it
+is stopping). A checkpoint that cannot be written is such a failure, with the partial file removed and the last
+intact checkpoint named. SIGINT and SIGTERM stop the run gracefully, with a final checkpoint.
 """
 
 from __future__ import annotations
