@@ -29,7 +29,7 @@ from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 from sample_factory.utils.utils import experiment_dir, log, str2bool
 
-from sf_kickstart.experiments import ExperimentError, checkpoint_paths
+from sf_kickstart.experiments import ExperimentError, checkpoint_paths, remove_partial_checkpoints
 from sf_kickstart.learner import FixedLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
 from sf_kickstart.runner import KickstartLayout, KickstartRunner
@@ -192,7 +192,9 @@ def check_student_checkpoint(cfg) -> None:
     if cfg.restart_behavior != "resume":
         return
     for policy_id in range(cfg.num_policies):
-        checkpoints = checkpoint_paths(experiment_dir(cfg=cfg, mkdir=False), policy_id, cfg.load_checkpoint_kind)
+        exp_dir = experiment_dir(cfg=cfg, mkdir=False)
+        remove_partial_checkpoints(os.path.join(exp_dir, f"checkpoint_p{policy_id}"))  # never resume from a partial file
+        checkpoints = checkpoint_paths(exp_dir, policy_id, cfg.load_checkpoint_kind)
         if checkpoints:
             FixedLearner.load_checkpoint(checkpoints, "cpu")
 
