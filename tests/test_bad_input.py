@@ -151,3 +151,20 @@ def test_env_failing_only_in_rollout_workers_exits_nonzero(tmp_path):
     assert proc.returncode not in (0, None), describe(proc)
     assert "cannot be created in a rollout worker" in proc.stdout + proc.stderr
     assert time.time() - start < 120
+
+
+def test_teacher_with_a_nan_weight_is_one_clear_error_before_workers_start(tmp_path, teacher):
+    """A teacher whose logits are non-finite on observations from the student's env would make the kickstart loss,
+    the student's weights and its checkpoints NaN: it is rejected up front, naming the bad tensor."""
+    import torch
+
+    from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
+
+    t = _copy(tmp_path, teacher, "nan_teacher")
+    path = latest_checkpoint(str(t))
+    ckpt = load_checkpoint(path)
+    name = next(k for k in ckpt["model"] if k.endswith("weight") and "encoder" in k)
+    ckpt["model"][name].view(-1)[3] = float("nan")
+    torch.save(ckpt, path)
+    proc = run_train(student_args(tmp_path, f"--teacher={t}"))
+    assert_clear_error(proc, "'nan_teacher'", "non-finite logits", repr(name))
