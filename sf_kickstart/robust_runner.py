@@ -141,7 +141,7 @@ class RobustLearnerWorker(ExitWithParentOnUnpickle, LearnerWorker):
 
     def _check_checkpoint_writes(self) -> None:
         """A checkpoint that cannot be written (disk full, permissions) stops the run with a clear error, whether it
-        is a periodic, best, milestone or the final one (SF's on_stop). All of them go through Learner._save_impl,
+        is a periodic, best or the final one (SF's on_stop). All of them go through Learner._save_impl,
         which writes <prefix>_temp and renames it when complete, so earlier checkpoints stay intact; the partial file
         is removed. Before, the exception ended the learner's event loop and the run hung."""
         learner = self.learner

@@ -30,6 +30,7 @@ from tests.e2e_utils import (
     make_teacher_dir,
     read_log,
     run_train,
+    scalars,
     start_train,
     wait_until,
 )
@@ -211,3 +212,41 @@ def test_sigterm_whose_final_checkpoint_cannot_be_written_exits_nonzero_without_
     text = read_log(log_path)
     assert "SIGTERM: writing a final checkpoint" in text, text[-3000:]
     assert_failed_save_is_clear(rc, text, exp)
+
+
+# ------------------------------------------------------------------------------------------------ non-finite loss
+NAN_VALUE_LOSS = "SF_KICKSTART_TEST_NAN_VALUE_LOSS"  # minibatches (1-based ranges) whose value loss is NaN
+
+
+def test_nonfinite_minibatches_are_skipped_counted_and_k_in_a_row_stop_the_run(tmp_path):
+    """Minibatches 4-5 have a NaN value loss: skipped (no optimizer step), counted in train/nonfinite_skipped, and the
+    run goes on. From minibatch 30 on every one is NaN: the 3rd skip in a row (--max_nonfinite_skips=3) stops the run
+    with a non-zero exit and an error naming the last good checkpoint, which is finite like every checkpoint written."""
+    import re
+
+    from sf_kickstart import tags
+    from sf_kickstart.nonfinite import first_nonfinite
+
+    exp = str(tmp_path / "nan_loss")
+    log_path = str(tmp_path / "run.log")
+    env = {"PYTHONPATH": os.path.join(REPO, "tests", "fault_inject") + os.pathsep + REPO, NAN_VALUE_LOSS: "4-5,30-"}
+    args = run_args(tmp_path, "nan_loss", FOREVER, "--max_nonfinite_skips=3", "--save_every_sec=2")
+    proc = start_train(args, log_path, env)
+    try:
+        rc = wait_for_exit(proc, STARTUP_S + 240)
+    finally:
+        stop(proc)
+    text = read_log(log_path)
+    assert rc not in (0, None), f"rc={rc}\n{text[-3000:]}"
+    skips = re.findall(r"Skipped a minibatch at train step \d+: non-finite value loss term; no optimizer step "
+                       r"\((\d+) skipped in all, (\d+) in a row\)", text)
+    assert [tuple(map(int, s)) for s in skips] == [(1, 1), (2, 2), (3, 1), (4, 2)], text[-3000:]
+    m = re.search(r"3 consecutive minibatches skipped \(last: non-finite value loss term\): stopping the run "
+                  r"\(--max_nonfinite_skips=3\)\. The last good checkpoint is (\S+\.pth)", text)
+    assert m, text[-3000:]
+    assert os.path.isfile(m.group(1)) and m.group(1) == checkpoint_paths(exp)[-1]
+    for path in checkpoint_paths(exp):
+        ckpt = load_checkpoint(path)
+        assert first_nonfinite(dict(model=ckpt["model"], optimizer=ckpt["optimizer"])) is None, path
+    counted = [v for _, v in scalars(exp, tags.NONFINITE_SKIPPED)]
+    assert counted and max(counted) >= 2 and set(counted) <= {0, 1, 2, 3, 4}, counted

@@ -21,6 +21,7 @@ from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 
 from sf_kickstart.experiments import ExperimentError, latest_checkpoint, load_checkpoint, read_config
+from sf_kickstart.nonfinite import first_nonfinite
 from sf_kickstart.teachers.spec import TeacherError, TeacherSpec
 
 
@@ -188,8 +189,7 @@ class FrozenTeacher:
         logits, _ = self.forward(obs, torch.zeros(n, self.rnn_size))
         if torch.isfinite(logits).all():
             return
-        tensors = list(self.model.named_parameters()) + list(self.model.named_buffers())
-        bad = next((name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()), None)
+        bad = first_nonfinite(dict([*self.model.named_parameters(), *self.model.named_buffers()]))
         cause = f"its first non-finite parameter tensor is {bad!r}" if bad else "all its parameters are finite"
         raise TeacherError(
             f"Teacher {self.spec.name!r} ({self.checkpoint_path}) gives non-finite logits on {n} observations sampled "
