@@ -59,9 +59,9 @@ class FixedLearner(Learner):
         step = self.optimizer.step
 
         def step_if_finite(*args, **kwargs):
-            if self._skip_minibatch():
-                return None
-            return step(*args, **kwargs)
+            skip = self._skip_minibatch()
+            self._loss_terms = {}  # checked once; do not keep the minibatch's graph alive
+            return None if skip else step(*args, **kwargs)
 
         self.optimizer.step = step_if_finite
         return init_model_data
