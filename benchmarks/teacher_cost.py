@@ -363,7 +363,7 @@ def main(argv=None) -> int:
     from sf_kickstart.loss import logit_splits
     from sf_kickstart.runner import KickstartLayout
     from sf_kickstart.suites.registry import prepare_env
-    from sf_kickstart.teachers import TeacherSpec
+    from sf_kickstart.teachers import TeacherRouting, TeacherSpec
     from sf_kickstart.train import _make_env_info, parse_args
 
     cfg, _ = parse_args([f"--preset={args.student_preset}", f"--env={args.env}", "--experiment=bench_cost"])
@@ -387,7 +387,7 @@ def main(argv=None) -> int:
             teacher_rnn=banks[(setup, "kernel")].rnn_size,
             num_logits=num_logits,
             specs=specs,
-            task_names=list(tasks),
+            routing=TeacherRouting.of(specs, list(tasks)),
         )
     samples = real_observations(cfg, num_envs=2 * len(tasks), steps=8)
 
