@@ -63,6 +63,23 @@ def checkpoint_paths(exp_dir: str, policy: int = 0, kind: str = "latest") -> Lis
     return sorted(glob.glob(os.path.join(exp_dir, f"checkpoint_p{policy}", f"{prefix}_*.pth")))
 
 
+def remove_partial_checkpoints(ckpt_dir: str) -> List[str]:
+    """Remove SF's `<prefix>_temp` files: a checkpoint whose writing never completed (the process was killed or the
+    disk was full). They match SF's `checkpoint_*` pattern and sort after every real checkpoint, so a resume would try
+    to load one as the latest, and checkpoint rotation would count it as a checkpoint."""
+    from sample_factory.utils.utils import log
+
+    removed = []
+    for path in glob.glob(os.path.join(ckpt_dir, "*_temp")):
+        try:
+            os.remove(path)
+            removed.append(path)
+            log.warning(f"Removed {path}: a checkpoint whose writing did not complete")
+        except OSError as exc:
+            log.error(f"Could not remove the partial checkpoint {path}: {exc}")
+    return removed
+
+
 def latest_checkpoint(exp_dir: str, policy: int = 0) -> Optional[str]:
     paths = checkpoint_paths(exp_dir, policy)
     return paths[-1] if paths else None

@@ -7,6 +7,9 @@
   * a checkpoint that fails to load (e.g. torch>=2.6 `weights_only` default on a checkpoint holding numpy scalars)
     was logged and training silently restarted from random weights: we load with `weights_only=False` and a
     checkpoint that still fails to load is an error.
+It also skips a minibatch whose loss or gradient is not finite instead of stepping the optimizer into NaN weights
+(`--max_nonfinite_skips` in a row stop the run, naming the last good checkpoint), and never writes a checkpoint whose
+weights or optimizer state are not finite.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import Dict, Optional
 import torch
 
 from sample_factory.algo.learning.learner import Learner
-from sample_factory.utils.utils import log
+from sample_factory.utils.utils import experiment_dir, log
 
 from sf_kickstart import tags
-from sf_kickstart.experiments import load_checkpoint
+from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
+from sf_kickstart.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
 from sf_kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
 from sf_kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights
 
@@ -41,13 +45,79 @@ def distribution_logits(action_distribution) -> torch.Tensor:
 
 
 class FixedLearner(Learner):
-    """SF's Learner with the two defects above fixed."""
+    """SF's Learner with the two defects above fixed, and non-finite minibatches skipped."""
+
+    def __init__(self, cfg, env_info, policy_versions_tensor, policy_id, param_server):
+        super().__init__(cfg, env_info, policy_versions_tensor, policy_id, param_server)
+        self.nonfinite = SkipGuard(int(getattr(cfg, "max_nonfinite_skips", 10)))
+        self._loss_terms: Dict[str, torch.Tensor] = {}  # the current minibatch's loss terms by name (RL, value, ...)
+
+    def init(self):
+        """SF's Learner._train steps the optimizer inside its loop; its step is the one place that sees every
+        minibatch's gradients after clipping and before the weights change, so the skip decision wraps it."""
+        init_model_data = super().init()
+        step = self.optimizer.step
+
+        def step_if_finite(*args, **kwargs):
+            skip = self._skip_minibatch()
+            self._loss_terms = {}  # checked once; do not keep the minibatch's graph alive
+            return None if skip else step(*args, **kwargs)
+
+        self.optimizer.step = step_if_finite
+        return init_model_data
+
+    def _calculate_losses(self, mb, num_invalids):
+        out = super()._calculate_losses(mb, num_invalids)
+        _, policy_loss, exploration_loss, _, kl_loss, value_loss, _ = out
+        self._loss_terms = dict(RL=policy_loss + exploration_loss + kl_loss, value=value_loss)
+        return out
+
+    def _skip_minibatch(self) -> bool:
+        try:
+            reason = self.nonfinite.check(self._loss_terms, list(self.actor_critic.named_parameters()))
+        except NonFiniteError as exc:
+            last = latest_checkpoint(experiment_dir(cfg=self.cfg), self.policy_id)
+            raise NonFiniteError(
+                f"{exc}: stopping the run (--max_nonfinite_skips={self.nonfinite.max_consecutive}). The last good "
+                f"checkpoint is {last or 'none (no checkpoint was written)'}"
+            ) from None
+        if reason is not None:
+            log.warning(
+                f"Skipped a minibatch at train step {self.train_step}: {reason}; no optimizer step "
+                f"({self.nonfinite.skipped} skipped in all, {self.nonfinite.consecutive} in a row)"
+            )
+        return reason is not None
 
     def _record_summaries(self, train_loop_vars):
         var = train_loop_vars
         if self.cfg.with_vtrace and "advantages" not in var.mb:
             var.mb["advantages"] = var.adv  # SF 2.1.1 crashes here under V-trace; summarise the V-trace advantages
-        return super()._record_summaries(train_loop_vars)
+        stats = super()._record_summaries(train_loop_vars)
+        stats[tags.train_key(tags.NONFINITE_SKIPPED)] = self.nonfinite.skipped
+        return stats
+
+    def _save_impl(self, name_prefix, name_suffix, keep_checkpoints, verbose=True) -> bool:
+        """Periodic, best and final checkpoints come here (milestones: `save_milestone`): one whose weights or
+        optimizer state are not all finite is refused (logged; the previous checkpoints stay). SF's rotation runs
+        only after a successful write, so the newest checkpoint on disk is always a finite one and rotation never
+        removes the last good checkpoint in favour of a bad one."""
+        if self.is_initialized and self._state_is_nonfinite(name_prefix):
+            return False
+        return super()._save_impl(name_prefix, name_suffix, keep_checkpoints, verbose)
+
+    def save_milestone(self):
+        if not self._state_is_nonfinite("milestone"):
+            super().save_milestone()
+
+    def _state_is_nonfinite(self, kind: str) -> bool:
+        bad = first_nonfinite(dict(model=self.actor_critic.state_dict(), optimizer=self.optimizer.state_dict()))
+        if bad is not None:
+            last = latest_checkpoint(experiment_dir(cfg=self.cfg), self.policy_id)
+            log.error(
+                f"Not writing a {kind} checkpoint at train step {self.train_step}: {bad} is not finite; the last good "
+                f"checkpoint, {last or 'none'}, is kept"
+            )
+        return bad is not None
 
     @staticmethod
     def load_checkpoint(checkpoints, device):
@@ -138,6 +208,7 @@ class KickstartLearner(FixedLearner):
 
         if self._dumps_left > 0 and self._dump_raw is not None:
             self._dump(mb, student_logits, weights, term)
+        self._loss_terms["kickstart"] = term.loss
         loss_summaries["ks_term"] = term
         loss_summaries["ks_tidx"] = tidx
         loss_summaries["ks_rl_policy_loss"] = rl_policy_loss

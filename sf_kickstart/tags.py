@@ -89,5 +89,12 @@ def eval_task_return(task: str) -> str:
 REWARD = "reward/reward"
 PBT_LAMBDA = "zz_pbt/cfg_kickstart_lambda"  # Sample Factory's PBT summary of a mutated cfg value
 PBT_LR = "zz_pbt/cfg_learning_rate"
-TRAIN_LR = "train/lr"
+TRAIN = "train/"  # the learner's stats: SF writes each stats key K as TRAIN + K
+TRAIN_LR = TRAIN + "lr"
+NONFINITE_SKIPPED = TRAIN + "nonfinite_skipped"  # minibatches skipped for a non-finite loss or gradient (cumulative)
+
+
+def train_key(tag: str) -> str:
+    """The learner's stats key SF writes as `tag` (TRAIN + key)."""
+    return tag[len(TRAIN) :]
 SCORE_METRICS = (SUITE_SCORE, REWARD)

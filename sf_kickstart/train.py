@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import numpy as np
+import torch
 import yaml
 
 from sample_factory.algo.utils.action_distributions import calc_num_action_parameters
@@ -32,7 +34,7 @@ from sample_factory.utils.utils import experiment_dir, log, str2bool
 from sf_kickstart import periodic_eval, progress
 from sf_kickstart.agent import experiment_cfg
 from sf_kickstart.device import DeviceError, check_device
-from sf_kickstart.experiments import ExperimentError, checkpoint_paths
+from sf_kickstart.experiments import ExperimentError, checkpoint_paths, remove_partial_checkpoints
 from sf_kickstart.learner import FixedLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
 from sf_kickstart.runner import KickstartLayout, KickstartRunner
@@ -58,6 +60,13 @@ USER_ERRORS = (
 
 class PresetError(ValueError):
     pass
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +102,13 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         default=1e-3,
         type=float,
         help="PBT: an α or ρ_i perturbed below this becomes exactly 0 (the student is free of that teacher)",
+    )
+    g.add_argument(
+        "--max_nonfinite_skips",
+        default=10,
+        type=_positive_int,
+        help="a minibatch whose loss or gradient is NaN/inf is skipped (train/nonfinite_skipped); this many in a row "
+        "stop the run with an error naming the last good checkpoint",
     )
     g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
 
@@ -153,6 +169,22 @@ def _make_env_info(cfg):
         env.close()
 
 
+def probe_observations(cfg, steps: int = 16) -> Dict[str, torch.Tensor]:
+    """Raw observations from the student's env (reset, then random actions), concatenated over steps: what the
+    teachers are checked on before any worker starts."""
+    env = make_env_func_batched(cfg, env_config=AttrDict(worker_index=0, vector_index=0, env_id=0), render_mode=None)
+    try:
+        obs, _ = env.reset(seed=cfg.seed)
+        seen = [obs]
+        for _ in range(steps - 1):
+            actions = [env.action_space.sample() for _ in range(env.num_agents)]
+            obs, *_ = env.step(actions)
+            seen.append(obs)
+    finally:
+        env.close()
+    return {k: torch.cat([torch.as_tensor(np.asarray(o[k])) for o in seen]) for k in seen[0]}
+
+
 def probe_env_info(cfg, timeout_s: float = 600.0):
     """Create the env once in a spawned process, exactly as SF's workers will, and return its EnvInfo.
 
@@ -198,7 +230,9 @@ def check_student_checkpoint(cfg) -> None:
     if cfg.restart_behavior != "resume":
         return
     for policy_id in range(cfg.num_policies):
-        checkpoints = checkpoint_paths(experiment_dir(cfg=cfg, mkdir=False), policy_id, cfg.load_checkpoint_kind)
+        exp_dir = experiment_dir(cfg=cfg, mkdir=False)
+        remove_partial_checkpoints(os.path.join(exp_dir, f"checkpoint_p{policy_id}"))  # never resume from a partial file
+        checkpoints = checkpoint_paths(exp_dir, policy_id, cfg.load_checkpoint_kind)
         if checkpoints:
             FixedLearner.load_checkpoint(checkpoints, "cpu")
 
@@ -230,6 +264,9 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
 
     # loads every checkpoint into its architecture; the fast execution paths are built where teachers run
     bank = TeacherBank(specs, task_names, env_info.obs_space, env_info.action_space, "cpu", fast=False)
+    probe = probe_observations(cfg)
+    for teacher in bank.teachers:
+        teacher.check_finite(probe)
     for spec, teacher in zip(specs, bank.teachers):
         log.info(
             f"Teacher {spec.name}: {teacher.checkpoint_path} (trained {teacher.env_steps} frames, rnn state "

@@ -93,3 +93,55 @@ def make_teacher_dir(
         os.path.join(path, "checkpoint_p0", "checkpoint_000000001_100.pth"),
     )
     return path
+
+
+# ------------------------------------------------------------------------------------------------ live runs (faults)
+def start_train(args: List[str], log_path: str, extra_env: Dict[str, str] = None) -> subprocess.Popen:
+    """`python -m sf_kickstart.train` in the background, stdout and stderr into log_path (no pipe to fill up)."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.update(extra_env or {})
+    with open(log_path, "w") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sf_kickstart.train", *args],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_default_sigint,
+        )
+
+
+def _default_sigint() -> None:
+    """Tests may run as a shell's background job, whose children start with SIGINT ignored (kept across exec)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_until(predicate, timeout: float, proc: subprocess.Popen = None, what: str = "condition", poll: float = 0.2):
+    """Poll predicate() until it returns something truthy; fail after timeout or if proc exits first."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the run exited (rc={proc.returncode}) while waiting for {what}")
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def read_log(log_path: str) -> str:
+    with open(log_path, errors="replace") as f:
+        return f.read()
+
+
+def logged_pid(log_path: str, component: str):
+    """PID of a Sample Factory worker from its start-up line, e.g. 'ROLLOUT worker 0\\tpid 123\\tparent 45' or
+    'InferenceWorker_p0-w0\\tpid 124\\tparent 45'; None while not logged yet."""
+    import re
+
+    m = re.search(re.escape(component) + r"\tpid (\d+)\tparent", read_log(log_path))
+    return int(m.group(1)) if m else None

@@ -153,40 +153,18 @@ def test_env_failing_only_in_rollout_workers_exits_nonzero(tmp_path):
     assert time.time() - start < 120
 
 
-def test_killing_the_main_process_leaves_no_orphan_workers(tmp_path):
-    """SF's worker processes would run on forever after the main process is killed; ours exit within seconds."""
-    import signal
-    import subprocess
-    import sys
+def test_teacher_with_a_nan_weight_is_one_clear_error_before_workers_start(tmp_path, teacher):
+    """A teacher whose logits are non-finite on observations from the student's env would make the kickstart loss,
+    the student's weights and its checkpoints NaN: it is rejected up front, naming the bad tensor."""
+    import torch
 
-    import psutil
+    from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
 
-    from tests.e2e_utils import REPO
-
-    env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sf_kickstart.train", *student_args(tmp_path), "--train_for_env_steps=100000000"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        main = psutil.Process(proc.pid)
-        deadline = time.time() + 120
-        children = []
-        while time.time() < deadline:
-            children = main.children(recursive=True)
-            if len(children) >= 4:  # learner, inference worker, 2 rollout workers (+ resource tracker)
-                break
-            time.sleep(0.5)
-        assert len(children) >= 4, f"workers did not start: {children}"
-        time.sleep(3)  # let them get past initialisation
-        children = main.children(recursive=True)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        gone, alive = psutil.wait_procs(children, timeout=15)
-        assert not alive, f"orphaned workers still running: {[p.pid for p in alive]}"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    t = _copy(tmp_path, teacher, "nan_teacher")
+    path = latest_checkpoint(str(t))
+    ckpt = load_checkpoint(path)
+    name = next(k for k in ckpt["model"] if k.endswith("weight") and "encoder" in k)
+    ckpt["model"][name].view(-1)[3] = float("nan")
+    torch.save(ckpt, path)
+    proc = run_train(student_args(tmp_path, f"--teacher={t}"))
+    assert_clear_error(proc, "'nan_teacher'", "non-finite logits", repr(name))

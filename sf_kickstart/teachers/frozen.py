@@ -21,6 +21,7 @@ from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 
 from sf_kickstart.experiments import ExperimentError, latest_checkpoint, load_checkpoint, read_config
+from sf_kickstart.nonfinite import first_nonfinite
 from sf_kickstart.teachers.spec import TeacherError, TeacherSpec
 
 
@@ -175,6 +176,22 @@ class FrozenTeacher:
         gen = torch.Generator().manual_seed(0)
         example, *checks = [example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen) for n in (3, 1, 7)]
         return trace_if_exact(self.eager, example, checks, rtol=1e-5)
+
+    def check_finite(self, obs: Dict[str, Tensor]) -> None:
+        """TeacherError when the teacher's logits on `obs` (raw observations sampled from the student's env, zero
+        recurrent state) are not all finite, naming the first non-finite parameter or buffer (e.g. a normaliser's
+        running variance) if there is one. A NaN teacher would otherwise make the kickstart loss, then the student's
+        weights and checkpoints, NaN from the first batch."""
+        n = len(next(iter(obs.values())))
+        logits, _ = self.forward(obs, torch.zeros(n, self.rnn_size))
+        if torch.isfinite(logits).all():
+            return
+        bad = first_nonfinite(dict([*self.model.named_parameters(), *self.model.named_buffers()]))
+        cause = f"its first non-finite parameter tensor is {bad!r}" if bad else "all its parameters are finite"
+        raise TeacherError(
+            f"Teacher {self.spec.name!r} ({self.checkpoint_path}) gives non-finite logits on {n} observations sampled "
+            f"from the student's env; {cause}"
+        )
 
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
