@@ -123,6 +123,12 @@ class RobustLearnerWorker(ExitWithParentOnUnpickle, LearnerWorker):
     def on_new_training_batch(self, batch_idx: int):
         super().on_new_training_batch(batch_idx)
 
+    def on_student_scores(self, scores):
+        """Slot of `adaptive.AdaptiveLambda`: the student's running score per teacher, for a learner that uses it."""
+        setter = getattr(self.learner, "set_student_scores", None)
+        if setter is not None:
+            setter(scores)
+
 
 class RobustSampler(ParallelSampler):
     """SF's parallel sampler whose workers exit on failure and with the main process."""
