@@ -90,6 +90,12 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="PBT: an α or ρ_i perturbed below this becomes exactly 0 (the student is free of that teacher)",
     )
+    g.add_argument(
+        "--kickstart_pbt_resample_prob",
+        default=0.25,
+        type=float,
+        help="PBT explore: probability that α or ρ_i is resampled (uniform in [0, 2 × initial]) instead of ×1.2/×0.8",
+    )
     g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
 
 
