@@ -8,7 +8,9 @@
     `python -m sf_kickstart.evaluate`). Neither: a bad-input error before any worker starts.
   * G_S,i(t): the student's running score on the same tasks, on the same scale: the suites' per-task running scores
     (`suites.scoring.published_task_scores`, the window of `--stats_avg` episodes), averaged over teacher i's tasks
-    seen so far; for an env without per-task scores (one teacher) SF's running `true_objective`.
+    once every one of them has finished an episode (before that the short, easy tasks report first and would make
+    the student look better than it is: with the running minimum that would lower λ_i for good); for an env without
+    per-task scores (one teacher) SF's running `true_objective`.
   * f_i lives in `weights.KickstartWeights` (checkpointed, restored on resume); `AdaptiveLambda` sends G_S,i from the
     runner to the learner at each of SF's summaries.
 """
@@ -75,13 +77,9 @@ def resolve_teacher_scores(specs: Sequence, has_task_scores: bool = True) -> Lis
 
 
 def student_scores(task_scores: Mapping[str, float], specs: Sequence) -> Dict[str, float]:
-    """G_S,i per teacher name from the student's per-task running scores (teachers with no task seen are absent)."""
-    out = {}
-    for spec in specs:
-        score = mean_over(task_scores, spec.tasks)
-        if score is not None:
-            out[spec.name] = score
-    return out
+    """G_S,i per teacher name from the student's per-task running scores; a teacher is absent until every one of its
+    tasks has a score."""
+    return {spec.name: mean_over(task_scores, spec.tasks) for spec in specs if all(t in task_scores for t in spec.tasks)}
 
 
 def student_scores_signal(policy_id: int) -> str:

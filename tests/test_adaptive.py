@@ -53,11 +53,11 @@ def test_teacher_score_from_the_evaluation_cache(tmp_path):
     assert adaptive.resolve_teacher_scores([single], has_task_scores=False) == [50.0]
 
 
-def test_student_scores_per_teacher_over_the_tasks_seen(tmp_path):
+def test_student_scores_per_teacher_once_all_its_tasks_reported(tmp_path):
     a = _spec(tmp_path, "a", tasks=("x", "y"))
     b = _spec(tmp_path, "b", tasks=("z",))
     assert adaptive.student_scores({"x": 10.0, "y": 20.0, "q": 99.0}, [a, b]) == {"a": 15.0}
-    assert adaptive.student_scores({"x": 10.0, "z": -5.0}, [a, b]) == {"a": 10.0, "b": -5.0}
+    assert adaptive.student_scores({"x": 90.0, "z": -5.0}, [a, b]) == {"b": -5.0}  # a: y has not reported yet
 
 
 def test_teachers_map_score_entries(tmp_path):
