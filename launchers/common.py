@@ -67,7 +67,7 @@ class Budget:
     pbt_period: int  # --pbt_period_env_steps
     pbt_start: int  # --pbt_start_mutation
     extra: Tuple[str, ...] = ()  # flags added to every command of this budget
-    methods: Tuple[str, ...] = ()  # the ablation's methods at this budget (empty: every method)
+    methods: Tuple[str, ...] = ()  # the ablation's methods at this budget, in launch order (empty: every method)
 
 
 # smoke: ~15-30 s a run on a 2-core box; 12 envs (6 per worker: a multiple of worker_num_splits=2) cover all 9 suite tasks (env_id % 9)
@@ -104,13 +104,13 @@ BUDGETS: Dict[str, Budget] = {
         pbt_policies=4,
         pbt_period=20_000,
         pbt_start=20_000,
-        methods=(
+        methods=(  # in launch order: the comparisons that matter most first
             "large_scratch",
             "ks_const_l1",
-            "ks_linear_l1_to50k",
-            "ks_linear_l1_to100k",
-            "ks_pbt",
             "ks_adaptive",
+            "ks_linear_l1_to50k",
+            "ks_pbt",
+            "ks_linear_l1_to100k",
             "distill",
         ),
     ),

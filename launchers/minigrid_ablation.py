@@ -102,13 +102,9 @@ def _resolve_teacher_map(train_dir: str, suffix: str) -> str:
 
 
 def methods(budget: Budget) -> List[NamedRuns]:
-    """Every method's runs, ordered seed by seed (the budget's `methods` only, when it names some)."""
-    return [
-        seeded(method, command, [seed])
-        for seed in budget.seeds
-        for method, command in method_commands(budget).items()
-        if not budget.methods or method in budget.methods
-    ]
+    """Every method's runs, ordered seed by seed (the budget's `methods` only, in its order, when it names some)."""
+    commands = method_commands(budget)
+    return [seeded(method, commands[method], [seed]) for seed in budget.seeds for method in budget.methods or commands]
 
 
 def method_commands(budget: Budget) -> Dict[str, str]:
