@@ -60,7 +60,9 @@ def test_adaptive_lambda_reaches_zero_once_the_student_matches_the_teacher(tmp_p
     exp = os.path.join(str(tmp_path), "adaptive")
     lam = scalars(exp, "kickstart/lambda_teacher")
     assert lam, "no per-teacher λ summaries"
-    assert lam[0][1] == pytest.approx(1.0)  # before the first summary of the student's score λ = α·ρ = 1
+    # λ = α·ρ = 1 until the first student score reaches the learner (whether a summary falls before it depends on
+    # the machine's speed), then exactly 0: every score is >= G_T
+    assert {v for _, v in lam} <= {0.0, 1.0}
     assert lam[-1][1] == 0.0  # G_S >= G_T: this teacher stopped supervising
     zero_from = next(step for step, v in lam if v == 0.0)
     assert all(v == 0.0 for step, v in lam if step >= zero_from)  # non-increasing: it never comes back
