@@ -6,7 +6,7 @@ Sample Factory's launcher (`python -m sample_factory.launcher.run`) parses only 
 module named by `--run`, so the budget is an environment variable:
 
     SF_KICKSTART_BUDGET=smoke   CI size: 10K frames a run, one seed, tiny batches (a whole stage in minutes)
-    SF_KICKSTART_BUDGET=cpu     a 2-core box in about an hour: teacher 400K, students 200K frames, 1 seed
+    SF_KICKSTART_BUDGET=cpu     a 2-core box in a few hours: teacher 400K, students 200K frames, 3 seeds of 7 methods
     SF_KICKSTART_BUDGET=small   one box overnight: 2M frames a run, 2 seeds           (default)
     SF_KICKSTART_BUDGET=full    a cluster: teacher 20M, students 50M frames, 3 seeds
 
@@ -67,6 +67,7 @@ class Budget:
     pbt_period: int  # --pbt_period_env_steps
     pbt_start: int  # --pbt_start_mutation
     extra: Tuple[str, ...] = ()  # flags added to every command of this budget
+    methods: Tuple[str, ...] = ()  # the ablation's methods at this budget, in launch order (empty: every method)
 
 
 # smoke: ~15-30 s a run on a 2-core box; 12 envs (6 per worker: a multiple of worker_num_splits=2) cover all 9 suite tasks (env_id % 9)
@@ -92,16 +93,26 @@ BUDGETS: Dict[str, Budget] = {
         pbt_start=2_000,
         extra=_SMOKE_EXTRA,
     ),
+    # cpu: 3 seeds of the methods that carry the paper's findings (the full grid does not fit a 2-core box)
     "cpu": Budget(
         "cpu",
         teacher_frames=400_000,
         student_frames=200_000,
         expert_frames=200_000,
-        seeds=(0,),
-        horizons=(50_000, 100_000, 200_000),
-        pbt_policies=2,
-        pbt_period=40_000,
-        pbt_start=40_000,
+        seeds=(0, 1, 2),
+        horizons=(50_000, 100_000),
+        pbt_policies=4,
+        pbt_period=20_000,
+        pbt_start=20_000,
+        methods=(  # in launch order: the comparisons that matter most first
+            "large_scratch",
+            "ks_const_l1",
+            "ks_adaptive",
+            "ks_linear_l1_to50k",
+            "ks_pbt",
+            "ks_linear_l1_to100k",
+            "distill",
+        ),
     ),
     "small": Budget(
         "small",

@@ -6,10 +6,17 @@ Methods (experiment `<method>_seed<N>`; the large agent is cfg/minigrid_large_st
     ks_const_l1, ks_const_l2  kickstarted, constant λ = 1, 2
     ks_linear_l1_to<H>        kickstarted, λ linear from 1 to 0 at H frames, three horizons H per budget
     ks_linear_l2_to<H>        the same from λ = 2
-    ks_pbt                    kickstarted, λ evolved by PBT (constant schedule whose scale PBT mutates, together with
-                              lr and entropy cost), `--num_policies` members ranked by the suite score; one population
-                              (the first seed): the report averages its top-3 members
+    ks_pbt                    kickstarted, λ evolved by PBT (constant schedule whose scale PBT explores by ×1.2/×0.8
+                              or a resample, zero floor 0.05, together with SF's lr and entropy cost), `--num_policies`
+                              members ranked by the suite score, exploit from the top quantile; one population per
+                              seed: the report averages its top-3 members
+    ks_adaptive               kickstarted, adaptive λ (`--kickstart_schedule=adaptive`, no tuning): the teacher's score
+                              G_T per task is the teacher's final per-task training score, written by this launcher
+                              into `<teacher>/../adaptive_teachers.yaml` (a `--teachers` map with `score:` entries)
     distill                   pure policy distillation from the teacher (`--kickstart_distill_only=True`)
+
+A budget may run only some methods (`Budget.methods`: the `cpu` budget runs 7). Runs are ordered seed by seed, so a
+launch cut short has every method at its first seeds.
 
 The small agent from scratch (the teacher itself) is stage 1, `launchers.minigrid_teachers`: run it first. Every
 kickstarted run here uses `--teacher=<train_dir>/minigrid_teachers/small_scratch_<suffix>/small_scratch_seed0`
@@ -28,7 +35,10 @@ submit stage 2 when stage 1 has finished.
 
 from __future__ import annotations
 
-from typing import List, Optional
+import os
+from typing import Dict, List, Optional
+
+import yaml
 
 from sample_factory.utils.utils import log
 
@@ -46,7 +56,10 @@ from launchers.common import (
 )
 
 ABLATION_RUN = "minigrid_ablation"
-TEACHER = "{TEACHER}"  # placeholder in the commands, resolved by PlaceholderRunDescription
+TEACHER = "{TEACHER}"  # placeholders in the commands, resolved by PlaceholderRunDescription
+TEACHER_MAP = "{TEACHER_MAP}"
+ADAPTIVE_MAP = "adaptive_teachers.yaml"
+PBT_ZERO_BELOW = 0.05  # a PBT λ below this is 0: reachable by ×0.8 steps and resamples within a short run
 PBT_OBJECTIVE = "suite_score"  # sf_kickstart.suites.registry.SUITE_SCORE_KEY: the capped mean normalised score
 
 
@@ -61,7 +74,40 @@ def _resolve_teacher(train_dir: str, suffix: str) -> str:
     return path
 
 
+def final_task_scores(exp_dir: str) -> Dict[str, float]:
+    """A run's last per-task scores on the suite-score scale (min(100, normalised)) from its summaries."""
+    from sf_kickstart import tags
+    from sf_kickstart.experiments import scalar_points
+    from sf_kickstart.suites.minigrid import TASK_NAMES
+
+    out = {}
+    for task in TASK_NAMES:
+        points = scalar_points(exp_dir, tags.task_normalized(task))
+        if points:
+            out[task] = min(100.0, float(points[-1][1]))
+    return out
+
+
+def _resolve_teacher_map(train_dir: str, suffix: str) -> str:
+    """Write the adaptive run's --teachers map: every task -> the teacher, with its final training score (G_T)."""
+    teacher = _resolve_teacher(train_dir, suffix)
+    path = os.path.join(os.path.dirname(teacher), ADAPTIVE_MAP)
+    scores = final_task_scores(teacher) if has_checkpoint(teacher) else {}
+    if not scores:
+        log.warning(f"Teacher {teacher} has no per-task scores yet: the adaptive run will fail at start-up")
+        return path
+    with open(path, "w") as f:
+        yaml.safe_dump({t: {"path": os.path.abspath(teacher), "score": s} for t, s in scores.items()}, f)
+    return path
+
+
 def methods(budget: Budget) -> List[NamedRuns]:
+    """Every method's runs, ordered seed by seed (the budget's `methods` only, in its order, when it names some)."""
+    commands = method_commands(budget)
+    return [seeded(method, commands[method], [seed]) for seed in budget.seeds for method in budget.methods or commands]
+
+
+def method_commands(budget: Budget) -> Dict[str, str]:
     frames = budget.student_frames
 
     def large(*flags: str) -> str:
@@ -70,35 +116,28 @@ def methods(budget: Budget) -> List[NamedRuns]:
     def ks(schedule: str, lam: float, *flags: str) -> str:
         return large(f"--teacher={TEACHER}", f"--kickstart_schedule={schedule}", f"--kickstart_lambda={lam:g}", *flags)
 
-    out = [
-        seeded("large_scratch", large(), budget.seeds),
-        seeded("ks_const_l1", ks("constant", 1), budget.seeds),
-        seeded("ks_const_l2", ks("constant", 2), budget.seeds),
-    ]
+    out = {"large_scratch": large(), "ks_const_l1": ks("constant", 1), "ks_const_l2": ks("constant", 2)}
     for lam in (1, 2):
         for horizon in budget.horizons:
-            out.append(
-                seeded(
-                    f"ks_linear_l{lam}_to{frames_label(horizon)}",
-                    ks("linear", lam, f"--kickstart_end_frames={int(horizon)}"),
-                    budget.seeds,
-                )
-            )
+            out[f"ks_linear_l{lam}_to{frames_label(horizon)}"] = ks("linear", lam, f"--kickstart_end_frames={int(horizon)}")
     pbt_flags = (
         "--with_pbt=True",
         f"--num_policies={budget.pbt_policies}",
         f"--pbt_target_objective={PBT_OBJECTIVE}",
         f"--pbt_period_env_steps={budget.pbt_period}",
         f"--pbt_start_mutation={budget.pbt_start}",
+        f"--kickstart_pbt_zero_below={PBT_ZERO_BELOW:g}",
     )
-    out.append(seeded("ks_pbt", ks("constant", 1, *pbt_flags), budget.seeds[:1]))
-    out.append(seeded("distill", ks("constant", 1, "--kickstart_distill_only=True"), budget.seeds))
+    out["ks_pbt"] = ks("constant", 1, *pbt_flags)
+    out["ks_adaptive"] = large(f"--teachers={TEACHER_MAP}", "--kickstart_schedule=adaptive", "--kickstart_lambda=1")
+    out["distill"] = ks("constant", 1, "--kickstart_distill_only=True")
     return out
 
 
 def build(budget_name: Optional[str] = None) -> PlaceholderRunDescription:
     budget = get_budget(budget_name)
-    return PlaceholderRunDescription(ABLATION_RUN, experiments=methods(budget), resolvers={TEACHER: _resolve_teacher})
+    resolvers = {TEACHER: _resolve_teacher, TEACHER_MAP: _resolve_teacher_map}
+    return PlaceholderRunDescription(ABLATION_RUN, experiments=methods(budget), resolvers=resolvers)
 
 
 RUN_DESCRIPTION = build()

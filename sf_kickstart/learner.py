@@ -132,7 +132,9 @@ class KickstartLearner(FixedLearner):
     def __init__(self, cfg, env_info, policy_versions_tensor, policy_id, param_server, layout=None):
         super().__init__(cfg, env_info, policy_versions_tensor, policy_id, param_server)
         self.layout = layout
-        self.weights = KickstartWeights.from_cfg(cfg, layout.specs) if layout is not None else None
+        self.weights = (
+            KickstartWeights.from_cfg(cfg, layout.specs, layout.teacher_scores) if layout is not None else None
+        )
         self.splits = logit_splits(env_info.action_space) if layout is not None else None
         self._ks_pending: Optional[Dict[str, float]] = None
         # --kickstart_debug_dump=K: save the first K training batches' kickstart inputs (diagnostics and tests)
@@ -163,6 +165,11 @@ class KickstartLearner(FixedLearner):
         if self.cfg.lr_schedule == "constant":
             self.curr_lr = mutated_lr
             self._apply_lr(self.curr_lr)
+
+    def set_student_scores(self, scores: Dict[str, float]) -> None:
+        """Adaptive λ: the student's running score per teacher (from the runner's `adaptive.AdaptiveLambda`)."""
+        if self.enabled:
+            self.weights.observe_student_scores(scores)
 
     # ---------------------------------------------------------------- batch and loss
     def _prepare_batch(self, batch):
@@ -260,7 +267,7 @@ class KickstartLearner(FixedLearner):
     def _kickstart_summaries(self, term, tidx) -> Dict[str, float]:
         """Entries of the kickstart stats message: key -> value, written as KICKSTART + key (see tags.py)."""
         alpha = self.weights.alpha(self.env_steps)
-        lambdas = alpha * self.weights.rho
+        lambdas = self.weights.lambdas(self.env_steps)
         out = term_summaries(term)
         kl, agree = term.kl, term.agreement
         out["alpha"] = alpha
@@ -269,6 +276,8 @@ class KickstartLearner(FixedLearner):
             rows = term.supervised & (tidx == i)
             out[f"lambda_{name}"] = float(lambdas[i])
             out[f"rho_{name}"] = float(self.weights.rho[i])
+            if self.weights.adaptive:
+                out[f"adaptive_{name}"] = float(self.weights.factor[i])
             if rows.any():
                 out[f"kl_{name}"] = masked_mean(kl, rows)
                 out[f"action_agreement_{name}"] = masked_mean(agree, rows)

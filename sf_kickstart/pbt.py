@@ -5,9 +5,13 @@ population member carries
   * `kickstart_lambda`  α's scale (with `--kickstart_schedule=constant` PBT controls λ entirely: the paper's PBT-λ);
   * `kickstart_rho`     {teacher name: ρ_i}, one weight per teacher, so all teachers can get stronger or weaker
                         together (α) or one alone (ρ_i).
-They are perturbed like SF perturbs its floats (×/÷ a random factor). Values stay >= 0, and a value that falls below
-`--kickstart_pbt_zero_below` becomes exactly 0: the student is then free of that teacher (0 stays 0 under
-multiplicative perturbation; SF's 1% chance of a reset to the default can bring it back).
+They are explored as in the kickstarting paper (and PBT's): at every PBT update of a member, each of them is
+resampled with probability `--kickstart_pbt_resample_prob` (uniform in [0, 2 × its initial value]) and otherwise
+multiplied by 1.2 or 0.8 (equal odds). A value below `--kickstart_pbt_zero_below` becomes exactly 0: the student is
+then free of that teacher (0 stays 0 under multiplication; a resample can bring it back). The initial population:
+member 0 starts at the flags' values, every other member at a resample. (SF's own keys keep SF's perturbation.)
+Exploit is SF's: at each `--pbt_period_env_steps`, a member in the bottom `--pbt_replace_fraction` copies a member of
+the top fraction (when the objective gap is large enough), then explores.
 
 Exploit: SF copies the better member's weights and optimizer (checkpoint, `load_progress=False`) and hands the
 perturbed copy of its cfg to the learner, including its α and ρ_i: the λ state is copied, then explored. The
@@ -23,6 +27,7 @@ member's id) so the report can draw the lineage.
 from __future__ import annotations
 
 import copy
+import random
 from typing import Dict
 
 from sample_factory.pbt.population_based_training import PopulationBasedTraining
@@ -40,6 +45,7 @@ class KickstartPBT(PopulationBasedTraining):
         self.layout = layout
         self.initial_rho: Dict[str, float] = {s.name: float(s.rho) for s in layout.specs} if layout else {}
         self.zero_below = float(getattr(cfg, "kickstart_pbt_zero_below", 1e-3))
+        self.resample_prob = float(getattr(cfg, "kickstart_pbt_resample_prob", 0.25))
 
     # ------------------------------------------------------------------ cfg
     def _defaults(self) -> Dict:
@@ -58,26 +64,29 @@ class KickstartPBT(PopulationBasedTraining):
                 pcfg["kickstart_lambda"] = float(self.cfg.kickstart_lambda)
                 pcfg["kickstart_rho"] = dict(self.initial_rho)
                 if policy_id > 0:
-                    self._perturb_kickstart(pcfg)
+                    self._perturb_kickstart(pcfg, resample_prob=1.0)
                 changed = True
         if changed:
             for policy_id in range(self.cfg.num_policies):
                 self._save_cfg(policy_id)
 
-    def _perturb_kickstart(self, pcfg: Dict) -> None:
+    def _perturb_kickstart(self, pcfg: Dict, resample_prob: float = None) -> None:
         defaults = self._defaults()
-        pcfg["kickstart_lambda"] = self._perturb_nonneg(pcfg["kickstart_lambda"], "kickstart_lambda", defaults["kickstart_lambda"])
+        p = self.resample_prob if resample_prob is None else resample_prob
+        pcfg["kickstart_lambda"] = self._explore(pcfg["kickstart_lambda"], defaults["kickstart_lambda"], p)
         pcfg["kickstart_rho"] = {
-            name: self._perturb_nonneg(value, f"kickstart_rho_{name}", defaults["kickstart_rho"].get(name, 1.0))
+            name: self._explore(value, defaults["kickstart_rho"].get(name, 1.0), p)
             for name, value in pcfg["kickstart_rho"].items()
         }
 
-    def _perturb_nonneg(self, value: float, name: str, default: float) -> float:
-        new_value = float(self._perturb_param(float(value), name, float(default)))
-        new_value = max(0.0, new_value)
-        if new_value < self.zero_below:
-            new_value = 0.0
-        return new_value
+    def _explore(self, value: float, initial: float, resample_prob: float) -> float:
+        """The paper's explore: resample uniformly in [0, 2·initial] with probability `resample_prob`, else ×1.2 or
+        ×0.8; then the zero floor."""
+        if random.random() < resample_prob:
+            new_value = random.uniform(0.0, 2.0 * max(float(initial), 0.0))
+        else:
+            new_value = float(value) * random.choice((1.2, 0.8))
+        return 0.0 if new_value < self.zero_below else new_value
 
     def _perturb_cfg(self, original_cfg):
         """SF's perturbation for its own keys, ours for α and ρ_i (SF's walks default values in self.cfg, which has

@@ -170,6 +170,12 @@ class RobustLearnerWorker(ExitWithParentOnUnpickle, LearnerWorker):
         self.batcher_thread = Thread(target=self.batcher.event_loop.exec, daemon=True)
         self.batcher_thread.start()
 
+    def on_student_scores(self, scores):
+        """Slot of `adaptive.AdaptiveLambda`: the student's running score per teacher, for a learner that uses it."""
+        setter = getattr(self.learner, "set_student_scores", None)
+        if setter is not None:
+            setter(scores)
+
 
 class RobustSampler(ParallelSampler):
     """SF's parallel sampler whose workers exit on failure and with the main process."""

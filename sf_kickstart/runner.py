@@ -53,6 +53,7 @@ class KickstartLayout:
     num_logits: int
     specs: List[TeacherSpec] = field(default_factory=list)
     routing: Optional[TeacherRouting] = None  # task -> teacher, over the suite's task list
+    teacher_scores: Optional[List[float]] = None  # G_T,i per teacher (adaptive λ only)
 
     @property
     def task_names(self) -> List[str]:

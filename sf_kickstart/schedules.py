@@ -8,6 +8,8 @@ shape(t) by `--kickstart_schedule`:
   linear       max(0, 1 - t / kickstart_end_frames)                          (paper: linear to 0)
   exponential  max(kickstart_floor / kickstart_lambda, kickstart_decay ** (t / kickstart_decay_frames))
                i.e. α(t) = max(kickstart_floor, kickstart_lambda · decay^(t/decay_frames))
+  adaptive     1; each teacher's λ_i is further multiplied by its own factor, which follows the student's score on
+               that teacher's tasks (`sf_kickstart.adaptive`, state in `weights.KickstartWeights`)
 
 Under PBT (`--with_pbt=True`) α's scale `kickstart_lambda` and every ρ_i are hyperparameters that PBT mutates: with
 the constant schedule PBT controls λ entirely (the paper's PBT-λ); with linear/exponential PBT scales the schedule.
@@ -22,7 +24,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Dict
 
-SCHEDULES = ("none", "constant", "linear", "exponential")
+SCHEDULES = ("none", "constant", "linear", "exponential", "adaptive")
+ADAPTIVE = "adaptive"
 
 
 class ScheduleError(ValueError):
@@ -75,7 +78,7 @@ class KickstartSchedule:
     def shape(self, frames: float) -> float:
         if self.kind == "none":
             return 0.0
-        if self.kind == "constant":
+        if self.kind in ("constant", ADAPTIVE):
             return 1.0
         if self.kind == "linear":
             return max(0.0, 1.0 - frames / self.end_frames)

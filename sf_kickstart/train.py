@@ -3,7 +3,7 @@
 Every Sample Factory flag works. Ours (see `add_kickstart_args`):
   --teacher=DIR                one frozen teacher (an SF experiment dir, or a name under --train_dir) for all tasks
   --teachers=MAP.yaml          one teacher per task (multi-teacher kickstarting)
-  --kickstart_schedule=none|constant|linear|exponential, --kickstart_lambda, --kickstart_end_frames,
+  --kickstart_schedule=none|constant|linear|exponential|adaptive, --kickstart_lambda, --kickstart_end_frames,
   --kickstart_decay, --kickstart_decay_frames, --kickstart_floor
   --kickstart_distill_only     drop the RL policy loss: pure policy distillation (the paper's baseline)
   --preset=cfg/FILE.yaml       flag defaults from a preset file (the command line still wins)
@@ -38,7 +38,8 @@ from sf_kickstart.experiments import ExperimentError, checkpoint_paths, remove_p
 from sf_kickstart.learner import FixedLearner
 from sf_kickstart.loss import UnsupportedActionSpace, logit_splits
 from sf_kickstart.runner import KickstartLayout, KickstartRunner
-from sf_kickstart.schedules import SCHEDULES, KickstartSchedule, ScheduleError
+from sf_kickstart.adaptive import AdaptiveLambda, resolve_teacher_scores
+from sf_kickstart.schedules import ADAPTIVE, SCHEDULES, KickstartSchedule, ScheduleError
 from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
 from sf_kickstart.teachers import (
     TeacherBank,
@@ -109,6 +110,12 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         help="a minibatch whose loss or gradient is NaN/inf is skipped (train/nonfinite_skipped); this many in a row "
         "stop the run with an error naming the last good checkpoint",
+    )
+    g.add_argument(
+        "--kickstart_pbt_resample_prob",
+        default=0.25,
+        type=float,
+        help="PBT explore: probability that α or ρ_i is resampled (uniform in [0, 2 × initial]) instead of ×1.2/×0.8",
     )
     g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
 
@@ -272,12 +279,17 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
             f"Teacher {spec.name}: {teacher.checkpoint_path} (trained {teacher.env_steps} frames, rnn state "
             f"{teacher.rnn_size}, rho={spec.rho}) supervises {spec.tasks}"
         )
+    teacher_scores = None
+    if cfg.kickstart_schedule == ADAPTIVE:
+        teacher_scores = resolve_teacher_scores(specs, has_task_scores=suite.has_suite_score)
+        log.info(f"Adaptive λ: teacher scores G_T = {dict(zip([s.name for s in specs], teacher_scores))}")
     return KickstartLayout(
         student_rnn=get_rnn_size(cfg),
         teacher_rnn=bank.rnn_size,
         num_logits=calc_num_action_parameters(env_info.action_space),
         specs=specs,
         routing=TeacherRouting.of(specs, task_names),
+        teacher_scores=teacher_scores,
     )
 
 
@@ -288,6 +300,8 @@ def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> Kicksta
     suite.install(cfg, runner)
     progress.install(cfg, runner, layout)  # the Progress: console line
     periodic_eval.install(cfg, runner)  # --eval_every_frames
+    if layout is not None and layout.teacher_scores is not None:
+        runner.register_observer(AdaptiveLambda(cfg, layout.specs))  # after the suite's: reads its task scores
     if cfg.with_pbt:
         from sf_kickstart.pbt import KickstartPBT
 

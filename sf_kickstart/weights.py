@@ -9,10 +9,13 @@ checkpoint's `"kickstart"` entry), and is what PBT and anything else outside the
 `set_hyperparameters` / read through `hyperparameters` (keys `HYPERPARAMETERS`, the same names as PBT's cfg keys).
 The run's `cfg` is read once, here, and never rewritten.
 
-Adaptive state (a schedule that reacts to training, per teacher) belongs here too: add it as attributes of this
-object, include it in `state_dict()` under its own key and restore it in `load_state_dict()` (missing in older
-checkpoints: keep the initial value), and fold it into `lambdas()`; every consumer (learner, summaries, checkpoint,
-PBT) already goes through these methods.
+Adaptive λ (`--kickstart_schedule=adaptive`, `sf_kickstart.adaptive`) is state of this object too: per teacher the
+factor f_i = running min over time of clip(1 − G_S,i / G_T,i, 0, 1) (G_T,i: teacher i's score on its tasks, given at
+construction; G_S,i: the student's running score on them, fed by `observe_student_scores`), so
+
+    λ_i(t) = α · ρ_i · f_i(t)        (non-increasing: once the student has matched its teacher, λ_i stays 0)
+
+f_i is saved under the checkpoint entry's "adaptive" key and restored on resume (missing in older checkpoints: 1).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from sample_factory.utils.utils import log
 
-from sf_kickstart.schedules import KickstartSchedule
+from sf_kickstart.schedules import ADAPTIVE, KickstartSchedule
 
 ALPHA_SCALE_KEY = "kickstart_lambda"
 RHO_KEY = "kickstart_rho"
@@ -34,18 +37,36 @@ CHECKPOINT_KEY = "kickstart"
 
 
 class KickstartWeights:
-    def __init__(self, schedule: KickstartSchedule, teacher_names: Sequence[str], rho: Sequence[float]):
+    def __init__(
+        self,
+        schedule: KickstartSchedule,
+        teacher_names: Sequence[str],
+        rho: Sequence[float],
+        teacher_scores: Optional[Sequence[float]] = None,
+    ):
         self.schedule = schedule
         self.teacher_names = list(teacher_names)
         self.alpha_scale = float(schedule.lambda0)
         self.rho = np.clip(np.asarray(rho, dtype=np.float64).reshape(-1), 0.0, None)
         if len(self.rho) != len(self.teacher_names):
             raise ValueError(f"{len(self.rho)} rho values for {len(self.teacher_names)} teachers")
+        # adaptive λ: G_T,i per teacher and the running factor f_i (all ones otherwise)
+        self.teacher_scores = None if teacher_scores is None else np.asarray(teacher_scores, dtype=np.float64)
+        if self.adaptive and (self.teacher_scores is None or self.teacher_scores.shape != self.rho.shape):
+            raise ValueError("--kickstart_schedule=adaptive needs one teacher score G_T,i per teacher")
+        self.factor = np.ones_like(self.rho)
 
     @staticmethod
-    def from_cfg(cfg, specs) -> "KickstartWeights":
-        """The run's schedule flags and the teachers' initial ρ (specs: teachers.TeacherSpec)."""
-        return KickstartWeights(KickstartSchedule.from_cfg(cfg), [s.name for s in specs], [s.rho for s in specs])
+    def from_cfg(cfg, specs, teacher_scores: Optional[Sequence[float]] = None) -> "KickstartWeights":
+        """The run's schedule flags and the teachers' initial ρ (specs: teachers.TeacherSpec); teacher_scores: G_T,i
+        per teacher, needed by the adaptive schedule (`adaptive.resolve_teacher_scores`)."""
+        return KickstartWeights(
+            KickstartSchedule.from_cfg(cfg), [s.name for s in specs], [s.rho for s in specs], teacher_scores
+        )
+
+    @property
+    def adaptive(self) -> bool:
+        return self.schedule.kind == ADAPTIVE
 
     @staticmethod
     def from_state_dict(state: Mapping) -> "KickstartWeights":
@@ -61,7 +82,17 @@ class KickstartWeights:
 
     def lambdas(self, frames: float) -> np.ndarray:
         """λ_i per teacher, in teacher order."""
-        return self.alpha(frames) * self.rho
+        return self.alpha(frames) * self.rho * self.factor
+
+    def observe_student_scores(self, scores: Mapping[str, float]) -> None:
+        """Adaptive λ: the student's running score G_S,i per teacher name (teachers without a score yet are absent)
+        lowers f_i to clip(1 − G_S,i / G_T,i, 0, 1) if that is lower (f_i never rises). No-op for other schedules."""
+        if not self.adaptive:
+            return
+        for name, g_s in scores.items():
+            if name in self.teacher_names and g_s is not None and np.isfinite(g_s):
+                i = self.teacher_names.index(name)
+                self.factor[i] = min(self.factor[i], adaptive_factor(float(g_s), float(self.teacher_scores[i])))
 
     # ------------------------------------------------------------------------------------------ set from outside
     def hyperparameters(self) -> Dict:
@@ -98,12 +129,24 @@ class KickstartWeights:
             alpha=self.alpha(frames),
             rho=self.hyperparameters()[RHO_KEY],
             env_steps=int(frames),
+            adaptive=dict(zip(self.teacher_names, map(float, self.factor))),
         )
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore α scale and ρ. The schedule comes from the run's flags; a different saved one is logged."""
         self.set_hyperparameters(state["alpha_scale"], state["rho"])
+        for name, value in (state.get("adaptive") or {}).items():
+            if name in self.teacher_names:
+                self.factor[self.teacher_names.index(name)] = float(value)
         saved = state.get("schedule")
         if saved is not None and dict(saved) != self.schedule.state_dict():
             log.warning(f"Kickstart schedule changed since the checkpoint: {saved} -> {self.schedule.state_dict()}")
-        log.info(f"Restored kickstart weights: alpha_scale={self.alpha_scale}, rho={self.hyperparameters()[RHO_KEY]}")
+        log.info(
+            f"Restored kickstart weights: alpha_scale={self.alpha_scale}, rho={self.hyperparameters()[RHO_KEY]}, "
+            f"adaptive factor={list(map(float, self.factor))}"
+        )
+
+
+def adaptive_factor(student_score: float, teacher_score: float) -> float:
+    """clip(1 − G_S / G_T, 0, 1); G_T must be > 0 (checked where it is resolved)."""
+    return float(np.clip(1.0 - student_score / teacher_score, 0.0, 1.0))

@@ -76,18 +76,23 @@ def test_ablation_methods(parsed):
         for name, _, cfg in rows:
             by_method.setdefault(parse_experiment_name(name)[0], []).append(cfg)
         linear = [f"ks_linear_l{lam}_to{common.frames_label(h)}" for lam in (1, 2) for h in budget.horizons]
-        assert sorted(by_method) == sorted(
-            ["large_scratch", "ks_const_l1", "ks_const_l2", *linear, "ks_pbt", "distill"]
-        )
+        every = ["large_scratch", "ks_const_l1", "ks_const_l2", *linear, "ks_pbt", "ks_adaptive", "distill"]
+        assert sorted(by_method) == sorted(budget.methods or every)
+        assert set(budget.methods) <= set(every)
+        assert [parse_experiment_name(n)[1] for n, _, _ in rows] == sorted(c.seed for _, _, c in rows)  # seed by seed
         teacher = os.path.join("./train_dir", "minigrid_teachers", "small_scratch_", "small_scratch_seed0")
         for method, cfgs in by_method.items():
             seeds = sorted(c.seed for c in cfgs)
-            assert seeds == (list(budget.seeds[:1]) if method == "ks_pbt" else list(budget.seeds)), method
+            assert seeds == list(budget.seeds), method
             for c in cfgs:
                 assert c.env == "minigrid_suite" and c.rnn_size == 256  # the large agent
                 assert not c.with_pbt or method == "ks_pbt"
                 if method == "large_scratch":
                     assert c.teacher is None
+                    continue
+                if method == "ks_adaptive":
+                    assert c.teacher is None and c.teachers.endswith(minigrid_ablation.ADAPTIVE_MAP)
+                    assert (c.kickstart_schedule, c.kickstart_lambda) == ("adaptive", 1.0)
                     continue
                 assert c.teacher == teacher
                 assert c.kickstart_distill_only == (method == "distill")
@@ -100,6 +105,7 @@ def test_ablation_methods(parsed):
                 if method == "ks_pbt":
                     assert c.with_pbt and c.num_policies == budget.pbt_policies
                     assert c.kickstart_schedule == "constant" and c.pbt_target_objective == "suite_score"
+                    assert c.kickstart_pbt_zero_below == minigrid_ablation.PBT_ZERO_BELOW
                     assert (c.pbt_period_env_steps, c.pbt_start_mutation) == (budget.pbt_period, budget.pbt_start)
 
 
@@ -139,10 +145,34 @@ def test_teacher_location_follows_train_dir_suffix_and_override(tmp_path, monkey
     cmds = [c for c, *_ in rd.generate_experiments(str(tmp_path), makedirs=False)]
     want = os.path.join(str(tmp_path), "minigrid_teachers", "small_scratch_v2", "small_scratch_seed0")
     assert all(f"--teacher={want} " in c for c in cmds if "--teacher=" in c)
-    assert not any("{TEACHER}" in c for c in cmds)
+    assert not any("{TEACHER" in c for c in cmds)
+    adaptive_map = os.path.join(os.path.dirname(want), minigrid_ablation.ADAPTIVE_MAP)
+    assert sum(f"--teachers={adaptive_map} " in c for c in cmds) == 1
     monkeypatch.setenv(common.TEACHER_ENV, "/elsewhere/my_teacher")
     cmds = [c for c, *_ in minigrid_ablation.build("smoke").generate_experiments(str(tmp_path), makedirs=False)]
-    assert sum("--teacher=/elsewhere/my_teacher " in c for c in cmds) == len(cmds) - 1  # all but large_scratch
+    assert sum("--teacher=/elsewhere/my_teacher " in c for c in cmds) == len(cmds) - 2  # not scratch, not adaptive
+    assert sum("--teachers=/elsewhere/adaptive_teachers.yaml " in c for c in cmds) == 1
+
+
+def test_adaptive_map_holds_the_teachers_final_task_scores(tmp_path, monkeypatch):
+    """The adaptive run's --teachers map: every task the teacher reported, capped at 100, and the teacher's path."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from sf_kickstart import tags
+
+    teacher = os.path.join(str(tmp_path), "t", "small_scratch_seed0")
+    os.makedirs(os.path.join(teacher, "checkpoint_p0"))
+    open(os.path.join(teacher, "checkpoint_p0", "checkpoint_000000001_1.pth"), "w").close()
+    writer = SummaryWriter(os.path.join(teacher, ".summary", "0"))
+    for step, (a, b) in enumerate([(10.0, 50.0), (20.0, 130.0)]):
+        writer.add_scalar(tags.task_normalized(TASK_NAMES[0]), a, step)
+        writer.add_scalar(tags.task_normalized(TASK_NAMES[1]), b, step)
+    writer.close()
+    monkeypatch.setenv(common.TEACHER_ENV, teacher)
+    path = minigrid_ablation._resolve_teacher_map(str(tmp_path), "")
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    assert data == {TASK_NAMES[0]: {"path": teacher, "score": 20.0}, TASK_NAMES[1]: {"path": teacher, "score": 100.0}}
 
 
 class FakePopen:
@@ -174,7 +204,7 @@ def test_processes_backend_through_sf_launcher(tmp_path, monkeypatch):
         m.setattr(sys, "argv", argv)
         sf_run.main()
     budget = common.BUDGETS["smoke"]
-    assert len(FakePopen.started) == 3 + 2 * len(budget.horizons) + 2  # scratch, 2 const, 6 linear, pbt, distill
+    assert len(FakePopen.started) == 3 + 2 * len(budget.horizons) + 3  # scratch, 2 const, 6 linear, pbt, adaptive, distill
     for tokens, env in FakePopen.started:
         assert tokens[0] == sys.executable and tokens[1:3] == ["-m", "sf_kickstart.train"]
         cfg, _ = parse_args(tokens[3:])

@@ -48,6 +48,30 @@ def test_perturbation_mutates_alpha_and_each_rho_and_sf_params():
     assert pcfg["kickstart_rho"] == {"a": 1.0, "b": 0.5}  # the source is not modified
 
 
+def test_explore_is_the_papers_perturb_or_resample():
+    random.seed(2)
+    pbt, _ = _pbt()
+    pbt.resample_prob = 0.0
+    seen = {round(pbt._explore(1.0, 1.0, 0.0), 9) for _ in range(50)}
+    assert seen == {1.2, 0.8}
+    resampled = [pbt._explore(5.0, 1.0, 1.0) for _ in range(200)]
+    assert all(0.0 <= v <= 2.0 for v in resampled) and max(resampled) > 1.5 and min(resampled) < 0.5
+    assert pbt._explore(0.0, 1.0, 0.0) == 0.0  # 0 stays 0 under multiplication
+
+
+def test_initial_population_is_resampled_except_member_zero():
+    random.seed(3)
+    pbt, cfg = _pbt(num_policies=4)
+    pbt.policy_cfg = {p: {} for p in range(4)}
+    for policy_id in range(4):  # what on_init does for a fresh population
+        pcfg = pbt.policy_cfg[policy_id]
+        pcfg["kickstart_lambda"], pcfg["kickstart_rho"] = float(cfg.kickstart_lambda), dict(pbt.initial_rho)
+        if policy_id > 0:
+            pbt._perturb_kickstart(pcfg, resample_prob=1.0)
+    lambdas = [pbt.policy_cfg[p]["kickstart_lambda"] for p in range(4)]
+    assert lambdas[0] == 1.0 and len(set(lambdas)) == 4 and all(0.0 <= v <= 2.0 for v in lambdas)
+
+
 def test_values_stay_nonnegative_and_can_reach_zero():
     random.seed(1)
     pbt, _ = _pbt(zero_below=0.05)
@@ -61,7 +85,7 @@ def test_values_stay_nonnegative_and_can_reach_zero():
 
 
 @pytest.mark.e2e
-def test_population_of_two_mutates_lambda_and_the_learners_follow(tmp_path):
+def test_population_of_four_mutates_lambda_and_the_learners_follow(tmp_path):
     teacher = make_teacher_dir(str(tmp_path / "teacher"))
     proc = run_train(
         [
@@ -70,7 +94,7 @@ def test_population_of_two_mutates_lambda_and_the_learners_follow(tmp_path):
             f"--train_dir={tmp_path}",
             f"--teacher={teacher}",
             "--with_pbt=True",
-            "--num_policies=2",
+            "--num_policies=4",
             "--pbt_period_env_steps=1000",
             "--pbt_start_mutation=0",
             "--pbt_replace_reward_gap=0",
@@ -80,7 +104,7 @@ def test_population_of_two_mutates_lambda_and_the_learners_follow(tmp_path):
             "--encoder_mlp_layers",
             "32",
             "--rnn_size=32",
-            "--train_for_env_steps=5000",
+            "--train_for_env_steps=4000",
             "--stats_avg=5",
             *FAST,
         ],
@@ -106,7 +130,7 @@ def test_population_of_two_mutates_lambda_and_the_learners_follow(tmp_path):
     lrs = {round(v, 8) for _, v in scalars(str(exp), "train/lr", policy=1)}
     assert lrs <= {round(v, 8) for _, v in scalars(str(exp), "zz_pbt/cfg_learning_rate", policy=1)}
     # a policy replaced by another logs where its weights and λ state came from
-    exploits = scalars(str(exp), "kickstart/pbt_exploit_from", policy=0) + scalars(
-        str(exp), "kickstart/pbt_exploit_from", policy=1
-    )
-    assert exploits, "no exploit happened with zero reward gaps"
+    exploits = {p: scalars(str(exp), "kickstart/pbt_exploit_from", policy=p) for p in range(4)}
+    assert any(exploits.values()), "no exploit happened with zero reward gaps"
+    lambdas = {json.loads((exp / f"policy_{p:02d}_cfg.json").read_text())["kickstart_lambda"] for p in range(4)}
+    assert len(lambdas) >= 2, "the population's λ did not spread"

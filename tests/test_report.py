@@ -179,8 +179,10 @@ def test_final_scores_improvement_and_pbt_top3(analysis):
     assert a.finals["ks_const_l1"].mean == pytest.approx(90)
     assert a.improvement["ks_const_l1"] == pytest.approx(80.0)
     assert a.improvement["large_scratch"] == pytest.approx(0.0)
-    assert sorted(u.policy for u in a.units["ks_pbt"]) == [1, 2, 3]  # top 3 of finals 30, 70, 50, 60
-    assert a.finals["ks_pbt"].mean == pytest.approx(60)
+    (population,) = a.units["ks_pbt"]  # a population is one run of its method: the mean of its top 3 members
+    assert population.policy == -1 and any("top 3 members by final score: p1, p3, p2" in n for n in a.notes)
+    assert a.finals["ks_pbt"].mean == pytest.approx(60)  # top 3 of finals 30, 70, 50, 60
+    assert a.finals["ks_pbt"].ci is None  # one population, no interval
     assert len(a.all_units["ks_pbt"]) == 4
     assert a.teachers["ks_pbt"] == ("small_scratch_seed0", pytest.approx(45))
     assert "small_scratch" not in a.teachers and "large_scratch" not in a.teachers
@@ -213,12 +215,18 @@ def test_main_writes_every_table_and_plot(train_dir, tmp_path, capsys):
                     "## Final normalised score per task", "## PBT populations", "## Plots", "## Notes"):
         assert heading in md
     t1, t2, t3 = (table_rows(md, f"## Table {i}") for i in (1, 2, 3))
-    assert t1["`large_scratch` (baseline)"] == ["2", "5 ± 1", "10 ± 2", "25 ± 5", "50 ± 10"]
+    # n = 2 seeds (60 and 40 at 10k): the bootstrap means are 40, 50 or 60, so the 95 % interval is [40, 60]
+    assert t1["`large_scratch` (baseline)"] == ["2", "5 [4, 6]", "10 [8, 12]", "25 [20, 30]", "50 [40, 60]"]
     assert t1["`distill` *"] == ["1", "2", "4", "10", "-"]  # 2k; ends at 6000: does not cover 10k
-    # teacher's final (45): frames, speedup; baseline's final (50): frames, speedup; score 80: frames, speedup
-    assert t2["`ks_const_l1`"] == ["5k (2/2)", "1.80×", "6k (2/2)", "1.67×", "9k (2/2)", "≥ 1.11×"]  # 8k reaches 80 at 10k
-    assert t2["`distill` *"][:2] == ["not by 6k (0/1)", "≤ 1.50×"]
-    assert t3["`ks_const_l1`"] == ["2", "90 ± 10", "+80.0%", "`small_scratch_seed0` (45)", "5k"]
+    # teacher's final (45), baseline's final (50), score 80: mean curve, per run (seeds 10k, 8k: 45 at 5k and 6k),
+    # speedup
+    assert t2["`ks_const_l1`"] == [
+        "2", "5k", "5.5k [5k, 6k] (2/2)", "1.80×", "6k", "6k [5k, 7k] (2/2)", "1.67×", "9k", "9k [8k, 10k] (2/2)",
+        "≥ 1.11×",
+    ]
+    assert t2["`distill` *"][:4] == ["1", "not by 6k", "- (0/1)", "≤ 1.50×"]
+    # finals 100, 80 vs the baseline's 60, 40: the improvement's extremes are (80 - 60) / 60 and (100 - 40) / 40
+    assert t3["`ks_const_l1`"] == ["2", "90 [80, 100]", "+80.0% [+33.3%, +150.0%]", "`small_scratch_seed0` (45)", "5k"]
     assert "`distill` *" in md  # unfinished runs are flagged
     assert "p2 ← p1 at 5k" in md
     assert "score 80" in md

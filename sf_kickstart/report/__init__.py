@@ -16,8 +16,9 @@ step that goes back after a restart drops the later points, as tensorboard does)
   understood: Sample Factory's launcher naming `NN_<name>_see_<N>` and `_seed_<N>`. The seed is `config.json`'s
   `seed`, else the `<N>` of the suffix. Experiments with the same method are the seeds of that method.
 * Population Based Training: an experiment with `with_pbt` (or, without config.json, several policy dirs) is a
-  population; each policy is a member. A PBT method is summarised by its top `--pbt_top` (3) members by final score
-  in each population (the paper's convention), every other experiment by its policies (normally one).
+  population; each policy is a member. A population is *one run* of its method (one seed): the mean curve of its top
+  `--pbt_top` (3) members by final score (the paper's convention); every other experiment is one run per policy
+  (normally one).
 * Score metric (`--metric`): `suite/score` (the capped mean normalised suite score) when any run has it, else Sample
   Factory's `reward/reward`. Runs without the metric are listed and left out of the score tables.
 * `suite/score` (and `suite/mean_normalized`) average only the tasks that have finished an episode so far, so a
@@ -41,15 +42,18 @@ Numbers (all computed from logged points; no smoothing beyond what the metric al
   `train_for_env_steps` of the runs in the tables (config.json), else their largest last step.
 * final score of a run: mean of its values over the last `--final_window` (5%) of its frames.
 * mean curve of a method: at every logged step of any of its runs where all its runs have data (from the latest first
-  step to the earliest last step), the mean of the runs' values at that step; the band is min..max over runs.
-* Table 1, score at frame budgets: mean ± std over the runs that cover F = fraction × B (`--budgets`,
+  step to the earliest last step), the mean of the runs' values at that step; the band is the pointwise 95 %
+  bootstrap interval of that mean (`report.intervals`; none for a single run).
+* Intervals: every mean over runs (seeds) is shown as `mean [lo, hi]`, the 95 % percentile-bootstrap interval of the
+  mean (10,000 resamples, fixed seed; no interval with one run); `n` is the number of runs of the method.
+* Table 1, score at frame budgets: mean [CI] over the runs that cover F = fraction × B (`--budgets`,
   default 0.1, 0.25, 0.5, 1); `(k/n)` when only k of n runs cover it.
 * Table 2, frames to reach a score: the first step of the method's mean curve at which it is >= the threshold
-  (`-` when never; `k/n` runs reached it on their own). Thresholds: the teacher's final score, the baseline's final
+  (`-` when never), and each run's own first step, mean [CI] over the k of n runs that reach it. Thresholds: the teacher's final score, the baseline's final
   score and `--thresholds`. Speedup = baseline frames / method frames; when only one of them reached the threshold
   the ratio with the other's last frame is a bound (`≥`, `≤`).
-* Table 3, final score: mean ± std of the runs' final scores and the improvement over the baseline,
-  100 · (method − baseline) / |baseline| %.
+* Table 3, final score: mean [CI] of the runs' final scores and the improvement over the baseline,
+  100 · (method − baseline) / |baseline| %, with its bootstrap interval (both methods' runs resampled).
 * Baseline (`--baseline`): `large_scratch` when present, else the only method without a teacher whose name contains
   `scratch`.
 * Kickstarting diagnostics: final values of `kickstart/lambda`, `alpha`, `kl_teacher_student`, `action_agreement`,
@@ -57,9 +61,10 @@ Numbers (all computed from logged points; no smoothing beyond what the metric al
 
 Plots
 -----
-`learning_curves.png` (mean curve ± min..max band per method, the teacher's final score as a dashed line and a marker
+`learning_curves.png` (mean curve and its 95 % bootstrap band per method, the teacher's final score as a dashed line and a marker
 where the method's mean curve first reaches its teacher's final score), `lambda.png` (`kickstart/lambda` over
-frames per method, the paper's Figure 2 bottom), `lambda_tasks.png` (per-task λ_i heat map over frames from
+frames per method, the paper's Figure 2 bottom), `lambda_tasks.png` (per-task λ_i heat map over frames, only for
+methods whose per-task λ differ — per-task teachers, adaptive λ, ρ_i — from
 `kickstart/task_lambda/<task>`; in runs from before that tag, the `kickstart/lambda_<X>` tags with no matching
 `kickstart/rho_<X>`, which are the teachers' own), `pbt_lambda.png` (λ of every member of each population over frames — `kickstart/lambda`, else
 Sample Factory's `zz_pbt/cfg_kickstart_lambda` — with exploit events drawn as arrows from the source's λ to the

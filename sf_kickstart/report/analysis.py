@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sf_kickstart import tags
+from sf_kickstart.report.intervals import band, improvement_ci, mean_ci
 from sf_kickstart.report.io import Experiment, Series, Unit
 
 BASELINE_DEFAULT = "large_scratch"
@@ -65,6 +66,8 @@ def first_reach(steps: Sequence[float], values: Sequence[float], threshold: floa
 
 
 def mean_curve(series: Sequence[Series]) -> Curve:
+    """Mean over runs on their common frame range; lo/hi: the 95 % bootstrap band of the mean (the mean itself for
+    one run)."""
     series = [s for s in series if len(s)]
     if not series:
         e = np.zeros(0)
@@ -77,7 +80,9 @@ def mean_curve(series: Sequence[Series]) -> Curve:
     if vals is None:
         e = np.zeros(0)
         return Curve(e, e, e, e)
-    return Curve(grid, vals.mean(axis=0), vals.min(axis=0), vals.max(axis=0))
+    mean = vals.mean(axis=0)
+    lo_hi = band(vals)
+    return Curve(grid, mean, *(lo_hi if lo_hi is not None else (mean, mean)))
 
 
 def grid_values(series: Sequence[Series], grid: np.ndarray) -> np.ndarray:
@@ -98,13 +103,15 @@ class Stat:
     std: Optional[float]
     n: int  # runs with a value
     total: int  # runs of the method
+    ci: Optional[Tuple[float, float]] = None  # 95 % bootstrap interval of the mean (None: fewer than 2 runs)
+    values: Tuple[float, ...] = ()  # the runs' values
 
     @staticmethod
     def of(values: Sequence[Optional[float]]) -> "Stat":
         vals = [v for v in values if v is not None and math.isfinite(v)]
         if not vals:
             return Stat(None, None, 0, len(values))
-        return Stat(float(np.mean(vals)), float(np.std(vals)), len(vals), len(values))
+        return Stat(float(np.mean(vals)), float(np.std(vals)), len(vals), len(values), mean_ci(vals), tuple(vals))
 
 
 @dataclass
@@ -114,6 +121,7 @@ class Reach:
     runs_reached: int
     runs: int
     threshold: Optional[float]
+    per_run: Optional[Stat] = None  # each run's first frame >= threshold, over the runs that reach it
 
 
 @dataclass
@@ -202,6 +210,7 @@ class Analysis:
     lambda_curves: Dict[str, Tuple[Curve, int]] = field(default_factory=dict)  # method -> (mean λ curve, runs)
     lambda_task_grids: Dict[str, Tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # method -> grid, [T, G]
     pbt_views: Dict[str, "PbtView"] = field(default_factory=dict)  # PBT experiment name -> members, exploits
+    improvement_ci: Dict[str, Optional[Tuple[float, float]]] = field(default_factory=dict)
 
     def pool(self, method: str) -> List[Unit]:
         """The method's units in the score tables, else all of them (methods without the metric)."""
@@ -344,17 +353,26 @@ def table_units(all_units: Dict[str, List[Unit]], metric: Optional[str], opts: O
         keep: List[Unit] = []
         for exp in dict.fromkeys(u.exp for u in us):
             members = [u for u in us if u.exp is exp and _has_metric(u, metric)]
-            if exp.pbt and len(members) > opts.pbt_top:
+            if exp.pbt and members:
                 by_final = lambda u: final_score(u.scalars[metric], opts.final_window)  # noqa: E731
                 members = sorted(members, key=by_final, reverse=True)[: opts.pbt_top]
                 notes.append(
-                    f"`{exp.name}` (PBT, {len(exp.policies)} members): tables use the top {opts.pbt_top} by final "
-                    f"score: {', '.join('p%d' % u.policy for u in members)}"
+                    f"`{exp.name}` (PBT, {len(exp.policies)} members): one run in the tables, the mean curve of its "
+                    f"top {opts.pbt_top} members by final score: {', '.join('p%d' % u.policy for u in members)}"
                 )
+                members = [population_unit(exp, members, metric)]
             keep.extend(members)
         if keep:
             units[method] = keep
     return units
+
+
+def population_unit(exp: Experiment, members: List[Unit], metric: str) -> Unit:
+    """A PBT population as one run of its method: the mean curve of `members` (its top members), policy -1."""
+    c = mean_curve([u.scalars[metric] for u in members])
+    scalars = dict(members[0].scalars)
+    scalars[metric] = Series(c.steps, c.mean, np.zeros_like(c.steps))
+    return Unit(exp, -1, scalars)
 
 
 def _kickstarted(us: Iterable[Unit]) -> bool:
@@ -440,6 +458,14 @@ def improvements(finals: Dict[str, Stat], baseline: Optional[str]) -> Dict[str, 
     return out
 
 
+def improvement_cis(finals: Dict[str, Stat], baseline: Optional[str]) -> Dict[str, Optional[Tuple[float, float]]]:
+    """95 % bootstrap interval of each method's improvement over the baseline (seeds of both resampled)."""
+    b = finals.get(baseline) if baseline else None
+    if b is None or b.mean is None or baseline is None:
+        return {}
+    return {m: improvement_ci(f.values, b.values) for m, f in finals.items() if m != baseline and f.values}
+
+
 def make_thresholds(teachers, finals: Dict[str, Stat], baseline: Optional[str], opts: Options) -> List[Threshold]:
     thresholds: List[Threshold] = []
     tvals = {m: s for m, (_, s) in teachers.items() if s is not None}
@@ -461,8 +487,9 @@ def make_thresholds(teachers, finals: Dict[str, Stat], baseline: Optional[str], 
 def reach(units: List[Unit], curve: Optional[Curve], metric, thr: Optional[float]) -> Reach:
     if thr is None or curve is None:
         return Reach(None, None, 0, len(units), thr)
-    k = sum(1 for u in units if np.any(u.scalars[metric].values >= thr))
-    return Reach(curve.first_reach(thr), curve.last_step, k, len(units), thr)
+    firsts = [first_reach(u.scalars[metric].steps, u.scalars[metric].values, thr) for u in units]
+    k = sum(1 for f in firsts if f is not None)
+    return Reach(curve.first_reach(thr), curve.last_step, k, len(units), thr, Stat.of(firsts))
 
 
 def reach_tables(units, curves, metric, thresholds: List[Threshold], baseline: Optional[str]):
@@ -539,6 +566,16 @@ def lambda_task_grid(us: List[Unit], tasks: List[str], points: int = 120) -> Tup
     return grid, img
 
 
+def tasks_differ(img: np.ndarray, tol: float = 1e-6) -> bool:
+    """Whether per-task λ rows [T, G] differ anywhere (NaN: no data there)."""
+    if img.shape[0] < 2:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanmax(img, axis=0) - np.nanmin(img, axis=0)
+    return bool(np.any(np.nan_to_num(spread) > tol))
+
+
 def lambda_of(scalars: Dict[str, Series]) -> Optional[Series]:
     return scalars.get(tags.LAMBDA) or scalars.get(tags.PBT_LAMBDA)
 
@@ -608,7 +645,8 @@ def analyse(experiments: List[Experiment], opts: Options) -> Analysis:
         metric=metric, options=opts, experiments=selected, methods=methods, units=units, all_units=all_units,
         ref_frames=ref, curves=curves, budget_frames=budget_frames, table_budgets=table_budgets,
         thresholds=thresholds, table_reach=table_reach, table_speedup=table_speedup, finals=finals,
-        improvement=improvements(finals, baseline), baseline=baseline, teachers=teachers,
+        improvement=improvements(finals, baseline), improvement_ci=improvement_cis(finals, baseline),
+        baseline=baseline, teachers=teachers,
         surpass={m: reach(units[m], curves.get(m), metric, teachers[m][1]).frames for m in units if m in teachers},
         diagnostics={}, task_scores={}, tasks=[], lambda_tasks={}, pbt=[e for e in selected if e.pbt], notes=notes,
     )
@@ -637,4 +675,8 @@ def add_figures(a: Analysis) -> None:
         if pool:
             a.lambda_curves[m] = (mean_curve(pool), len(pool))
     a.lambda_task_grids = {m: lambda_task_grid(a.pool(m), tasks) for m, tasks in a.lambda_tasks.items()}
+    same = [m for m, (_, img) in a.lambda_task_grids.items() if not tasks_differ(img)]
+    for m in same:  # one teacher with a fixed schedule: the heat map would only repeat lambda.png per task
+        del a.lambda_task_grids[m]
+        del a.lambda_tasks[m]
     a.pbt_views = {e.name: pbt_view(e, a.metric, a.options.final_window) for e in a.pbt}

@@ -12,11 +12,16 @@ from sf_kickstart.report.analysis import Analysis, Stat, num
 from sf_kickstart.report.io import Experiment
 
 
-def _stat(s: Stat) -> str:
+def _stat(s: Stat, fmt=num) -> str:
+    """mean [95 % CI] (the interval only with ≥ 2 runs); (n/total) when some runs have no value."""
     if s.mean is None:
         return "-"
-    text = num(s.mean) if s.n == 1 else f"{num(s.mean)} ± {num(s.std)}"
+    text = fmt(s.mean) + ("" if s.ci is None else f" [{fmt(s.ci[0])}, {fmt(s.ci[1])}]")
     return text if s.n == s.total else f"{text} ({s.n}/{s.total})"
+
+
+def _pct_interval(ci) -> str:
+    return "" if ci is None else f" [{ci[0]:+.1f}%, {ci[1]:+.1f}%]"
 
 
 def _table(header: List[str], rows: List[List[str]]) -> str:
@@ -79,8 +84,8 @@ def _table1(a: Analysis) -> List[str]:
     """Score at frame budgets."""
     o = a.options
     md: List[str] = []
-    md += [f"## Table 1 — score at frame budgets (`{a.metric}`, mean ± std over runs)", ""]
-    header = ["method", "runs"] + [f"{f:.0%} ({format_frames(F)})" for f, F in zip(o.budgets, a.budget_frames)]
+    md += [f"## Table 1 — score at frame budgets (`{a.metric}`, mean [95 % bootstrap CI] over n runs)", ""]
+    header = ["method", "n"] + [f"{f:.0%} ({format_frames(F)})" for f, F in zip(o.budgets, a.budget_frames)]
     rows = [[_method_cell(a, m), str(len(a.units[m]))] + [_stat(s) for s in a.table_budgets[m]] for m in a.methods if m in a.units]
     md += [_table(header, rows), ""]
     return md
@@ -89,25 +94,32 @@ def _table1(a: Analysis) -> List[str]:
 def _table2(a: Analysis) -> List[str]:
     """Frames to reach each threshold and the speedup over the baseline."""
     md: List[str] = []
-    md += ["## Table 2 — frames to reach a score (first frame of the mean curve) and speedup vs the baseline", ""]
+    md += [
+        "## Table 2 — frames to reach a score and speedup vs the baseline",
+        "",
+        "Per threshold: the first frame of the mean curve; each run's own first frame, mean [95 % bootstrap CI] over "
+        "the runs that reach it (k/n: runs that do); the speedup of the mean curves.",
+        "",
+    ]
     if a.thresholds:
-        header = ["method"]
+        header = ["method", "n"]
         for th in a.thresholds:
-            header += [f"{th.title}: frames (runs)", "speedup"]
+            header += [f"{th.title}: mean curve", "per run (k/n)", "speedup"]
         rows = []
         for m in a.methods:
             if m not in a.units:
                 continue
-            row = [_method_cell(a, m)]
+            row = [_method_cell(a, m), str(len(a.units[m]))]
             for th in a.thresholds:
                 r = a.table_reach[m][th.key]
                 if r.threshold is None:
-                    row += ["-", "-"]
+                    row += ["-", "-", "-"]
                     continue
                 fr = format_frames(r.frames) if r.frames is not None else f"not by {format_frames(r.last)}"
                 if th.common is None:
-                    fr += f" [{num(r.threshold)}]"
-                row += [f"{fr} ({r.runs_reached}/{r.runs})", a.table_speedup[m][th.key].text()]
+                    fr += f" (at {num(r.threshold)})"
+                per_run = "-" if r.per_run is None or r.per_run.mean is None else _stat(r.per_run, format_frames).split(" (")[0]
+                row += [fr, f"{per_run} ({r.runs_reached}/{r.runs})", a.table_speedup[m][th.key].text()]
             rows.append(row)
         md += [_table(header, rows), ""]
     else:
@@ -118,8 +130,8 @@ def _table2(a: Analysis) -> List[str]:
 def _table3(a: Analysis) -> List[str]:
     """Final score, improvement over the baseline, the teacher and when it is reached."""
     md: List[str] = []
-    md += ["## Table 3 — final score and improvement over the baseline", ""]
-    header = ["method", "runs", "final score", "vs baseline", "teacher (final score)", "reaches teacher's final at"]
+    md += ["## Table 3 — final score and improvement over the baseline (mean [95 % bootstrap CI] over n runs)", ""]
+    header = ["method", "n", "final score", "vs baseline", "teacher (final score)", "reaches teacher's final at"]
     rows = []
     for m in a.methods:
         if m not in a.units:
@@ -131,7 +143,7 @@ def _table3(a: Analysis) -> List[str]:
                 _method_cell(a, m),
                 str(len(a.units[m])),
                 _stat(a.finals[m]),
-                "-" if imp is None else f"{imp:+.1f}%",
+                "-" if imp is None else f"{imp:+.1f}%" + _pct_interval(a.improvement_ci.get(m)),
                 "-" if t is None else f"`{t[0]}` ({num(t[1])})",
                 "-" if t is None else (format_frames(a.surpass.get(m)) if a.surpass.get(m) is not None else "never"),
             ]

@@ -18,7 +18,8 @@ def _save(fig, out_dir: str, name: str) -> str:
 
 
 def learning_curves(a: Analysis, out_dir: str, colors) -> Optional[str]:
-    """Mean curve ± min..max band per method, teachers' final scores dashed, ★ where a method reaches its teacher's."""
+    """Mean curve and its 95 % bootstrap band per method, teachers' final scores dashed, ★ where a method reaches its
+    teacher's."""
     if not (a.metric and a.curves):
         return None
     import matplotlib.pyplot as plt
@@ -42,14 +43,14 @@ def learning_curves(a: Analysis, out_dir: str, colors) -> Optional[str]:
         ax.annotate(f"teacher {name} final", (0, v), textcoords="offset points", xytext=(4, 3), fontsize=8, color="gray")
     ax.set_xlabel("frames")
     ax.set_ylabel(a.metric)
-    ax.set_title("Learning curves (mean, band: min..max over runs; ★ reaches its teacher's final score)")
+    ax.set_title("Learning curves (mean over runs (n), band: 95% bootstrap CI; ★ reaches its teacher's final)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, out_dir, "learning_curves.png")
 
 
 def lambda_over_training(a: Analysis, out_dir: str, colors) -> Optional[str]:
-    """`kickstart/lambda` per method (mean over runs, band min..max): the paper's Figure 2 bottom."""
+    """`kickstart/lambda` per method (mean over runs, band: 95 % bootstrap CI): the paper's Figure 2 bottom."""
     if not a.lambda_curves:
         return None
     import matplotlib.pyplot as plt

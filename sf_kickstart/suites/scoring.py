@@ -84,6 +84,21 @@ def publish_suite_score(runner, policy_id: int, score: float, num_policies: int)
     avg[tags.SUITE_SCORE_KEY][policy_id].append(float(score))
 
 
+#: runner attribute {policy_id: {task: min(100, N_i)}}: each task's running score on the suite-score scale
+TASK_SCORES_ATTR = "suite_task_scores"
+
+
+def publish_task_scores(runner, policy_id: int, scores: Mapping[str, float]) -> None:
+    """Per task, the running score on the suite-score scale (what adaptive λ compares with a teacher's score)."""
+    if not hasattr(runner, TASK_SCORES_ATTR):
+        setattr(runner, TASK_SCORES_ATTR, {})
+    getattr(runner, TASK_SCORES_ATTR)[policy_id] = dict(scores)
+
+
+def published_task_scores(runner, policy_id: int) -> Dict[str, float]:
+    return dict(getattr(runner, TASK_SCORES_ATTR, {}).get(policy_id, {}))
+
+
 class SuiteSummaries(AlgoObserver):
     """Writes the suite/* tags each time Sample Factory writes its own summaries (each --report_interval)."""
 
@@ -107,6 +122,7 @@ class SuiteSummaries(AlgoObserver):
         for tag in self.seen_tags:
             writer.add_scalar(tag, len(means), env_steps)
         publish_suite_score(runner, policy_id, score, len(self.returns.returns))
+        publish_task_scores(runner, policy_id, {task: min(100.0, n) for task, n in normalized.items()})
         return score
 
     def extra_summaries(self, runner, policy_id, writer, env_steps: int) -> None:

@@ -23,6 +23,8 @@ class TeacherSpec:
     policy: int = 0
     tasks: List[str] = field(default_factory=list)  # task names it supervises; [] with a single --teacher = all
     checkpoint: Optional[str] = None  # a given checkpoint file instead of the latest (evaluation, enjoy)
+    #: its score per task on the suite-score scale, from the map's `score:` entries (adaptive λ's G_T); {} = not given
+    task_scores: Dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -89,6 +91,16 @@ def _load_map(path: str) -> Dict:
     return data
 
 
+def _score(value, task: str) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        score = float("nan")
+    if not np.isfinite(score):
+        raise TeacherError(f"--teachers map: score for {task!r} must be a number, got {value!r}")
+    return score
+
+
 def parse_teacher_map(path: str, train_dir: Optional[str], task_names: Sequence[str]) -> List[TeacherSpec]:
     data = _load_map(path)
     unknown = [t for t in data if t not in task_names]
@@ -101,7 +113,9 @@ def parse_teacher_map(path: str, train_dir: Optional[str], task_names: Sequence[
         if isinstance(entry, str):
             entry = dict(path=entry)
         if not isinstance(entry, dict) or "path" not in entry:
-            raise TeacherError(f"--teachers map entry for {task!r} must be a path or {{path: ..., rho: ...}}")
+            raise TeacherError(
+                f"--teachers map entry for {task!r} must be a path or {{path: ..., rho: ..., score: ...}}"
+            )
         rho = float(entry.get("rho", 1.0))
         if not np.isfinite(rho) or rho < 0:
             raise TeacherError(f"--teachers map: rho for {task!r} must be >= 0, got {rho}")
@@ -112,7 +126,9 @@ def parse_teacher_map(path: str, train_dir: Optional[str], task_names: Sequence[
                 raise TeacherError(f"--teachers map gives teacher {spec.name!r} two different rho values")
             spec.tasks.append(task)
         else:
-            by_path[key] = TeacherSpec(path=key[0], rho=rho, policy=key[1], tasks=[task])
+            spec = by_path[key] = TeacherSpec(path=key[0], rho=rho, policy=key[1], tasks=[task])
+        if "score" in entry:
+            spec.task_scores[task] = _score(entry["score"], task)
     return list(by_path.values())
 
 

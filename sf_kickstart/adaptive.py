@@ -1,0 +1,113 @@
+"""Adaptive λ (`--kickstart_schedule=adaptive`): each teacher supervises until the student matches it.
+
+    λ_i(t) = α · ρ_i · f_i(t)      f_i(t) = min over s ≤ t of clip(1 − G_S,i(s) / G_T,i, 0, 1)
+
+  * G_T,i: teacher i's score on its tasks, on the suite-score scale (per task min(100, normalised score) for a suite,
+    the mean return otherwise), the mean over its tasks. From the `--teachers` map's `score:` entries when given,
+    else from the teacher's evaluation cache (`<teacher dir>/evaluation/scores_greedy_p<policy>.json`, written by
+    `python -m sf_kickstart.evaluate`). Neither: a bad-input error before any worker starts.
+  * G_S,i(t): the student's running score on the same tasks, on the same scale: the suites' per-task running scores
+    (`suites.scoring.published_task_scores`, the window of `--stats_avg` episodes), averaged over teacher i's tasks
+    once every one of them has finished an episode (before that the short, easy tasks report first and would make
+    the student look better than it is: with the running minimum that would lower λ_i for good); for an env without
+    per-task scores (one teacher) SF's running `true_objective`.
+  * f_i lives in `weights.KickstartWeights` (checkpointed, restored on resume); `AdaptiveLambda` sends G_S,i from the
+    runner to the learner at each of SF's summaries.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from sample_factory.algo.runners.runner import AlgoObserver
+
+from sf_kickstart.schedules import ScheduleError
+from sf_kickstart.suites.scoring import published_task_scores
+
+EVAL_POLICY = "greedy"  # the evaluation cache adaptive λ reads (sf_kickstart.evaluate's default policy)
+
+
+def cached_task_scores(exp_dir: str, policy_index: int = 0) -> Optional[Dict[str, float]]:
+    """A teacher's evaluated per-task scores from its evaluation cache; None when it has none (or `sf_kickstart.evaluate`
+    is not installed)."""
+    try:
+        from sf_kickstart.evaluate import read_task_scores
+    except ImportError:
+        return None
+    return read_task_scores(exp_dir, policy=EVAL_POLICY, policy_index=policy_index)
+
+
+def mean_over(scores: Mapping[str, float], tasks: Sequence[str]) -> Optional[float]:
+    """Mean of the scores of `tasks` that have one (None: none has)."""
+    values = [float(scores[t]) for t in tasks if t in scores]
+    return float(np.mean(values)) if values else None
+
+
+def teacher_score(spec, single_task_fallback: bool) -> float:
+    """G_T for one teacher (teachers.TeacherSpec): the map's scores, else its evaluation cache, over its tasks.
+    `single_task_fallback`: the env has no per-task scores, so a cache with one task is the teacher's score."""
+    given = mean_over(spec.task_scores, spec.tasks)
+    source = "the --teachers map's score entries"
+    if given is None:
+        cached = cached_task_scores(spec.path, spec.policy)
+        source = f"the evaluation cache of {spec.path}"
+        if cached:
+            given = mean_over(cached, spec.tasks)
+            if given is None and single_task_fallback and len(cached) == 1:
+                given = float(next(iter(cached.values())))
+    if given is None:
+        raise ScheduleError(
+            f"--kickstart_schedule=adaptive needs teacher {spec.name!r}'s score on its tasks: give it in the --teachers "
+            f"map (`Task: {{path: dir, score: S}}`) or evaluate the teacher first (python -m sf_kickstart.evaluate "
+            f"{spec.path}, which caches evaluation/scores_{EVAL_POLICY}_p{spec.policy}.json)"
+        )
+    if not np.isfinite(given) or given <= 0:
+        raise ScheduleError(
+            f"--kickstart_schedule=adaptive: teacher {spec.name!r}'s score from {source} is {given}; adaptive λ "
+            f"compares the student with it as a ratio, so it must be > 0"
+        )
+    return given
+
+
+def resolve_teacher_scores(specs: Sequence, has_task_scores: bool = True) -> List[float]:
+    """G_T,i per teacher, in teacher order (ScheduleError when one is missing or not > 0)."""
+    return [teacher_score(spec, single_task_fallback=not has_task_scores) for spec in specs]
+
+
+def student_scores(task_scores: Mapping[str, float], specs: Sequence) -> Dict[str, float]:
+    """G_S,i per teacher name from the student's per-task running scores; a teacher is absent until every one of its
+    tasks has a score."""
+    return {spec.name: mean_over(task_scores, spec.tasks) for spec in specs if all(t in task_scores for t in spec.tasks)}
+
+
+def student_scores_signal(policy_id: int) -> str:
+    return f"kickstart_student_scores_p{policy_id}"
+
+
+class AdaptiveLambda(AlgoObserver):
+    """Runner side of adaptive λ: at each summary, G_S,i per teacher goes to the policy's learner (its
+    `on_student_scores` slot), which lowers f_i in its KickstartWeights."""
+
+    def __init__(self, cfg, specs: Sequence):
+        self.cfg = cfg
+        self.specs = list(specs)
+
+    def on_connect_components(self, runner) -> None:
+        for policy_id, learner_worker in runner.learners.items():
+            runner.connect(student_scores_signal(policy_id), learner_worker.on_student_scores)
+
+    def scores(self, runner, policy_id: int) -> Dict[str, float]:
+        per_task = published_task_scores(runner, policy_id)
+        if per_task:
+            return student_scores(per_task, self.specs)
+        objective = runner.policy_avg_stats.get("true_objective")
+        if len(self.specs) == 1 and objective is not None and len(objective[policy_id]) > 0:
+            return {self.specs[0].name: float(np.mean(objective[policy_id]))}
+        return {}
+
+    def extra_summaries(self, runner, policy_id, writer, env_steps) -> None:
+        scores = self.scores(runner, policy_id)
+        if scores:
+            runner.emit(student_scores_signal(policy_id), scores)
