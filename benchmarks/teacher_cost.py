@@ -308,7 +308,7 @@ def print_headline(inf, lrn, setups, n: int, batch_size: int) -> Dict[str, float
     print(f"Per frame (µs of CPU; inference at {n} envs per call with the CPU kernel; learner: the median step "
           f"difference, or the kickstart term alone if larger)")
     print()
-    print("| setup | env step | student forward | student train step | teachers' forward | kickstart term | "
+    print("| setup | env step | student forward | student train step | teachers' forward | learner's extra | "
           "total | **teacher share** | teacher share of the models' compute (no env) | share with the term alone |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     env, s_inf, s_learn = lrn["env_step"], inf[n]["student"] / n, lrn["plain"] / batch_size
