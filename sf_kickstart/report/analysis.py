@@ -368,10 +368,12 @@ def table_units(all_units: Dict[str, List[Unit]], metric: Optional[str], opts: O
 
 
 def population_unit(exp: Experiment, members: List[Unit], metric: str) -> Unit:
-    """A PBT population as one run of its method: the mean curve of `members` (its top members), policy -1."""
+    """A PBT population as one run of its method: the mean curve of `members` (its top members), policy -1; the best
+    member's curve when their logged frames do not overlap (a very short run)."""
     c = mean_curve([u.scalars[metric] for u in members])
     scalars = dict(members[0].scalars)
-    scalars[metric] = Series(c.steps, c.mean, np.zeros_like(c.steps))
+    if len(c.steps):
+        scalars[metric] = Series(c.steps, c.mean, np.zeros_like(c.steps))
     return Unit(exp, -1, scalars)
 
 
