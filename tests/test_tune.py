@@ -118,7 +118,8 @@ def test_checkpoint_state_writes_lr_and_kickstart_weights(tmp_path):
 def test_bad_input_fails_before_ray_starts(tmp_path, capsys, args, message):
     from sf_kickstart.tune.cli import main
 
-    argv = ["--env=CartPole-v1", "--experiment=bad", f"--train_dir={tmp_path}", "--train_for_env_steps=1000", *args]
+    argv = ["--env=CartPole-v1", "--experiment=bad", f"--train_dir={tmp_path}", "--train_for_env_steps=1000",
+            "--device=cpu", *args]
     assert main(argv) == 2  # in-process: the entry point's own return value (the process test below: its exit code)
     err = capsys.readouterr().err
     assert "sf_kickstart: error:" in err and message in err, err
@@ -127,7 +128,7 @@ def test_bad_input_fails_before_ray_starts(tmp_path, capsys, args, message):
 
 def test_bad_input_exits_2_from_the_command_line(tmp_path):
     proc = run_train(["--env=CartPole-v1", "--experiment=bad", f"--train_dir={tmp_path}", "--train_for_env_steps=1000",
-                      "--num_policies=2", "--teacher=nope"], module="sf_kickstart.tune", timeout=120)
+                      "--device=cpu", "--num_policies=2", "--teacher=nope"], module="sf_kickstart.tune", timeout=120)
     assert proc.returncode == 2, describe(proc)
     assert "sf_kickstart: error: Teacher 'nope' does not exist" in proc.stderr, describe(proc)
     assert not (tmp_path / "bad").exists(), "the checks left a population or member dir behind"

@@ -8,7 +8,7 @@ Explore, at an exploit (the member has just copied a better member's checkpoint)
 with probability `--pbt_mutation_rate` (Sample Factory's coin). An explored value is resampled from its prior with
 probability `--tune_resample_probability` (the PBT paper's resample step), else perturbed exactly as the in-process
 PBT perturbs it: Sample Factory's `_perturb_param` (×/÷ a factor drawn from [`--pbt_perturb_min`,
-`--pbt_perturb_max`], 1 % chance to return to the default) and, for α and ρ_i, `sf_kickstart.pbt`'s floor (values
+`--pbt_perturb_max`], 1 % chance to return to the default) and, for α and ρ_i, `sf_kickstart.pbt`'s ×1.2/×0.8 and floor (values
 stay >= 0, below `--kickstart_pbt_zero_below` they become exactly 0). That code is called, not copied.
 
 Prior: log-uniform over [v0 / R, v0 · R], v0 the value the flags give, R = `--tune_prior_range`.
@@ -45,7 +45,11 @@ class _Perturber:
     `self.cfg` (the pbt_* flags) and `self.zero_below`."""
 
     _perturb_param = PopulationBasedTraining._perturb_param
-    _perturb_nonneg = KickstartPBT._perturb_nonneg
+    _explore = KickstartPBT._explore
+
+    def _perturb_nonneg(self, value: float, key: str, initial: float) -> float:
+        """α and ρ_i: the in-process PBT's ×1.2/×0.8 and zero floor (resampling is `SearchSpace.explore`'s own coin)."""
+        return self._explore(value, initial, 0.0)
 
     def __init__(self, cfg):
         # the mutation coin is tossed by `explore` (resample and perturb are alternatives), so never here
