@@ -11,6 +11,8 @@ module named by `--run`, so the budget is an environment variable:
     SF_KICKSTART_BUDGET=full    a cluster: teacher 20M, students 50M frames, 3 seeds
 
 See `BUDGETS` for every number (frames, seeds, the linear-λ horizons, PBT population and periods).
+`SF_KICKSTART_METHODS=ks_const_l1,ks_pbt` runs only those methods of the ablation, in that order (default: the
+budget's `methods`, else every method); an unknown name is an error listing the known ones.
 `SF_KICKSTART_EXTRA_ARGS="--num_workers=14 --device=gpu"` appends flags to every generated command (e.g. to use a
 bigger machine than the 2-core presets were tuned for); they must be flags of `python -m sf_kickstart.train`.
 
@@ -39,6 +41,7 @@ from sample_factory.launcher.run_description import Experiment, RunDescription
 BUDGET_ENV = "SF_KICKSTART_BUDGET"
 EXTRA_ARGS_ENV = "SF_KICKSTART_EXTRA_ARGS"
 TEACHER_ENV = "SF_KICKSTART_TEACHER"
+METHODS_ENV = "SF_KICKSTART_METHODS"
 DEFAULT_BUDGET = "small"
 
 TRAIN_MODULE = "python -m sf_kickstart.train"
@@ -146,6 +149,16 @@ def get_budget(name: Optional[str] = None) -> Budget:
     if name not in BUDGETS:
         raise LauncherError(f"{BUDGET_ENV}={name!r}: expected one of {', '.join(BUDGETS)}")
     return BUDGETS[name]
+
+
+def selected_methods(budget: Budget, known: Sequence[str], value: Optional[str] = None) -> List[str]:
+    """The methods to launch: $SF_KICKSTART_METHODS (or `value`) when set, else the budget's, else all `known`."""
+    value = value if value is not None else os.environ.get(METHODS_ENV, "")
+    chosen = [m.strip() for m in value.split(",") if m.strip()] or list(budget.methods or known)
+    unknown = [m for m in chosen if m not in known]
+    if unknown:
+        raise LauncherError(f"{METHODS_ENV}: unknown methods {unknown}; known: {', '.join(known)}")
+    return chosen
 
 
 def extra_args(value: Optional[str] = None) -> List[str]:

@@ -15,7 +15,7 @@ Methods (experiment `<method>_seed<N>`; the large agent is cfg/minigrid_large_st
                               into `<teacher>/../adaptive_teachers.yaml` (a `--teachers` map with `score:` entries)
     distill                   pure policy distillation from the teacher (`--kickstart_distill_only=True`)
 
-A budget may run only some methods (`Budget.methods`: the `cpu` budget runs 7). Runs are ordered seed by seed, so a
+A budget may run only some methods (`Budget.methods`: the `cpu` budget runs 7; `$SF_KICKSTART_METHODS` picks others). Runs are ordered seed by seed, so a
 launch cut short has every method at its first seeds.
 
 The small agent from scratch (the teacher itself) is stage 1, `launchers.minigrid_teachers`: run it first. Every
@@ -51,6 +51,7 @@ from launchers.common import (
     get_budget,
     has_checkpoint,
     seeded,
+    selected_methods,
     teacher_path,
     train_cmd,
 )
@@ -104,7 +105,8 @@ def _resolve_teacher_map(train_dir: str, suffix: str) -> str:
 def methods(budget: Budget) -> List[NamedRuns]:
     """Every method's runs, ordered seed by seed (the budget's `methods` only, in its order, when it names some)."""
     commands = method_commands(budget)
-    return [seeded(method, commands[method], [seed]) for seed in budget.seeds for method in budget.methods or commands]
+    chosen = selected_methods(budget, list(commands))
+    return [seeded(method, commands[method], [seed]) for seed in budget.seeds for method in chosen]
 
 
 def method_commands(budget: Budget) -> Dict[str, str]:

@@ -312,3 +312,15 @@ def test_experts_map_file(tmp_path, monkeypatch):
     assert minigrid_experts.main(["--write_map", str(out), "--train_dir", "/scratch/td", "--experiment_suffix", "b"]) == 0
     other = yaml.safe_load(out.read_text())
     assert other["MultiRoom-N4-S5"] == "/scratch/td/minigrid_experts/experts_b/expert_MultiRoom-N2-S4_seed0"
+
+
+def test_selected_methods_env(monkeypatch):
+    budget = common.get_budget("cpu")
+    known = list(minigrid_ablation.method_commands(budget))
+    assert common.selected_methods(budget, known, "") == list(budget.methods)
+    assert common.selected_methods(budget, known, "ks_pbt, ks_const_l1") == ["ks_pbt", "ks_const_l1"]
+    with pytest.raises(common.LauncherError, match="ks_nope"):
+        common.selected_methods(budget, known, "ks_const_l1,ks_nope")
+    monkeypatch.setenv(common.METHODS_ENV, "ks_adaptive")
+    runs = minigrid_ablation.methods(budget)
+    assert [r.base_name for r in runs] == ["ks_adaptive"] * len(budget.seeds)
