@@ -88,7 +88,7 @@ def student_scores_signal(policy_id: int) -> str:
 
 class AdaptiveLambda(AlgoObserver):
     """Runner side of adaptive λ: at each summary, G_S,i per teacher goes to the policy's learner (its
-    `on_student_scores` slot), which lowers f_i in its KickstartWeights."""
+    `runner.KickstartLearnerWorker.on_student_scores` slot), which lowers f_i in its KickstartWeights."""
 
     def __init__(self, cfg, specs: Sequence):
         self.cfg = cfg

@@ -170,12 +170,6 @@ class RobustLearnerWorker(ExitWithParentOnUnpickle, LearnerWorker):
         self.batcher_thread = Thread(target=self.batcher.event_loop.exec, daemon=True)
         self.batcher_thread.start()
 
-    def on_student_scores(self, scores):
-        """Slot of `adaptive.AdaptiveLambda`: the student's running score per teacher, for a learner that uses it."""
-        setter = getattr(self.learner, "set_student_scores", None)
-        if setter is not None:
-            setter(scores)
-
 
 class RobustSampler(ParallelSampler):
     """SF's parallel sampler whose workers exit on failure and with the main process."""
@@ -248,7 +242,10 @@ def _has_exited(pid: Optional[int]) -> bool:
 
 class RobustRunner(ParallelRunner):
     """ParallelRunner with robust workers, a process liveness monitor, a working --train_for_seconds and a clean
-    shutdown. Subclasses choose the learner (`make_learner`) and the sampler class (`sampler_factory`)."""
+    shutdown. Subclasses choose the learner (`make_learner`), its worker class (`learner_worker_cls`) and the sampler
+    class (`sampler_factory`)."""
+
+    learner_worker_cls = RobustLearnerWorker
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -267,7 +264,7 @@ class RobustRunner(ParallelRunner):
         return RobustSampler
 
     def _make_learner(self, event_loop, policy_id, batcher):
-        return RobustLearnerWorker(
+        return self.learner_worker_cls(
             event_loop, self.cfg, self.env_info, self.buffer_mgr, batcher, policy_id, make_learner=self.make_learner
         )
 

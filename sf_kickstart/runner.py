@@ -38,7 +38,13 @@ from sample_factory.algo.utils.torch_utils import inference_context
 from sample_factory.utils.utils import log
 
 from sf_kickstart import tags
-from sf_kickstart.robust_runner import RobustInferenceWorker, RobustRunner, RobustSampler, guarded
+from sf_kickstart.robust_runner import (
+    RobustInferenceWorker,
+    RobustLearnerWorker,
+    RobustRunner,
+    RobustSampler,
+    guarded,
+)
 from sf_kickstart.teachers import TeacherBank, TeacherRouting, TeacherSpec
 
 TEACHER_KEYS = ("teacher_logits", "teacher_idx")
@@ -195,9 +201,19 @@ class KickstartSampler(RobustSampler):
         )
 
 
+class KickstartLearnerWorker(RobustLearnerWorker):
+    """The learner worker of a kickstarted run: RobustLearnerWorker plus the slots kickstarting adds."""
+
+    def on_student_scores(self, scores):
+        """Slot of `adaptive.AdaptiveLambda`: the student's running score per teacher (KickstartLearner lowers f_i)."""
+        self.learner.set_student_scores(scores)
+
+
 class KickstartRunner(RobustRunner):
     """RobustRunner with our learner and teacher-aware inference. With layout=None it is plain APPO (plus the
     base class's and FixedLearner's fixes)."""
+
+    learner_worker_cls = KickstartLearnerWorker
 
     def __init__(self, cfg, layout: Optional[KickstartLayout] = None):
         super().__init__(cfg)
