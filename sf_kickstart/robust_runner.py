@@ -335,6 +335,15 @@ class RobustRunner(ParallelRunner):
                     proc.kill()
         return status
 
+    def exit_code(self, status) -> int:
+        """The process exit status for `status`: 128 + the signal's number after a SIGINT/SIGTERM stop (130, 143: the
+        shell's convention, distinct from SF's INTERRUPTED = 2, which is also our bad-input code), else SF's status."""
+        import signal
+
+        if self._stop_requested is not None:
+            return 128 + int(signal.Signals[self._stop_requested])
+        return int(status)
+
     def _all_processes(self):
         return list(self.processes) + list(getattr(self.sampler, "processes", []))
 

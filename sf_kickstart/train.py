@@ -347,7 +347,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     status = runner.run()
     periodic_eval.finish(runner)  # the final checkpoint's evaluation (--eval_every_frames)
-    return int(status)
+    return runner.exit_code(status)
 
 
 if __name__ == "__main__":

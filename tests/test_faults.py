@@ -159,6 +159,7 @@ def test_sigint_stops_gracefully_with_a_fresh_checkpoint(tmp_path):
         f"no checkpoint written on SIGINT (rc={rc}); newest is {newest}\n{text[-3000:]}")
     final = load_checkpoint(newest)
     assert final["env_steps"] > periodic["env_steps"]
+    assert rc == 128 + signal.SIGINT, f"rc={rc}: a signal stop exits 128 + signum, not bad input's 2"
 
 
 def _frames_logged(log_path: str) -> int:
