@@ -11,7 +11,7 @@ from typing import Optional
 
 from sample_factory.utils.attr_dict import AttrDict
 
-from sf_kickstart.experiments import ExperimentError, checkpoint_paths, read_config
+from sf_kickstart.experiments import CHECKPOINT_PREFIXES, ExperimentError, checkpoint_paths, read_config
 from sf_kickstart.suites.registry import SuiteError, prepare_env
 from sf_kickstart.teachers import FrozenTeacher, TeacherError, TeacherSpec
 
@@ -20,18 +20,15 @@ class AgentError(ValueError):
     """An experiment that cannot be played: missing, no checkpoint, corrupt, or not for this env."""
 
 
-CHECKPOINT_KINDS = dict(latest="checkpoint", best="best")  # --load_checkpoint_kind -> file name prefix
-
-
 def find_checkpoint(exp_dir: str, policy: int = 0, kind: str = "latest") -> str:
     """The newest `checkpoint_*.pth` (kind=latest) or `best_*.pth` (kind=best) of one policy."""
-    if kind not in CHECKPOINT_KINDS:
+    if kind not in CHECKPOINT_PREFIXES:
         raise AgentError(f"--load_checkpoint_kind must be latest or best, got {kind!r}")
     found = checkpoint_paths(exp_dir, policy, kind)
     if not found:
         raise AgentError(
             f"Experiment {exp_dir!r} has no {kind} checkpoint: no {os.path.join(exp_dir, f'checkpoint_p{policy}')}/"
-            f"{CHECKPOINT_KINDS[kind]}_*.pth (was it trained, and is --train_dir/--experiment right?)"
+            f"{CHECKPOINT_PREFIXES[kind]}_*.pth (was it trained, and is --train_dir/--experiment right?)"
         )
     return found[-1]
 

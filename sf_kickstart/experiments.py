@@ -57,9 +57,12 @@ def resolve_experiment_dir(path: str, train_dir: Optional[str]) -> str:
     return found
 
 
+CHECKPOINT_PREFIXES = dict(latest="checkpoint", best="best")  # --load_checkpoint_kind -> SF's file name prefix
+
+
 def checkpoint_paths(exp_dir: str, policy: int = 0, kind: str = "latest") -> List[str]:
     """A policy's checkpoints, oldest first (SF's names sort by train step). kind: latest (checkpoint_*) | best."""
-    prefix = dict(latest="checkpoint", best="best")[kind]
+    prefix = CHECKPOINT_PREFIXES[kind]
     return sorted(glob.glob(os.path.join(exp_dir, f"checkpoint_p{policy}", f"{prefix}_*.pth")))
 
 

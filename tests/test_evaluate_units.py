@@ -235,3 +235,24 @@ def test_evaluate_a_checkpoint_that_does_not_fit_its_env(tmp_path):
     json.dump(cfg, open(exp / "config.json", "w"))
     line = one_error_line(run_module("sf_kickstart.evaluate", [str(exp), "--no_teachers", "--episodes=1"]))
     assert "cannot be played" in line and "does not fit" in line
+
+
+def test_enjoy_load_checkpoint_kind_best_plays_the_best_checkpoint(tmp_path):
+    """--load_checkpoint_kind=best: SF's `best_*.pth` is played (not the newer latest); without one, one error."""
+    import torch
+
+    exp = tmp_path / "with_best"
+    shutil.copytree(ZOO_TEACHER, exp)
+    ckpt_dir = exp / "checkpoint_p0"
+    latest = sorted(ckpt_dir.glob("checkpoint_*.pth"))[-1]
+    state = torch.load(latest, map_location="cpu", weights_only=False)
+    state["env_steps"] = 12345  # tells the best checkpoint apart from the latest
+    torch.save(state, ckpt_dir / "best_000000003_12345_reward_0.500.pth")
+    args = ["--experiment=with_best", f"--train_dir={tmp_path}", "--no_render", "--max_num_frames=40"]
+    r = run_module("sf_kickstart.enjoy", [*args, "--load_checkpoint_kind=best"])
+    assert r.returncode == 0, f"{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    out = r.stdout + r.stderr
+    assert "best_000000003_12345_reward_0.500.pth (12345 frames)" in out, out[-3000:]
+    os.remove(ckpt_dir / "best_000000003_12345_reward_0.500.pth")
+    line = one_error_line(run_module("sf_kickstart.enjoy", [*args, "--load_checkpoint_kind=best"]))
+    assert "no best checkpoint" in line, line
