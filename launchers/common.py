@@ -151,10 +151,14 @@ def get_budget(name: Optional[str] = None) -> Budget:
     return BUDGETS[name]
 
 
-def selected_methods(budget: Budget, known: Sequence[str], value: Optional[str] = None) -> List[str]:
-    """The methods to launch: $SF_KICKSTART_METHODS (or `value`) when set, else the budget's, else all `known`."""
+def selected_methods(
+    budget: Budget, known: Sequence[str], value: Optional[str] = None, opt_in: Sequence[str] = ()
+) -> List[str]:
+    """The methods to launch: $SF_KICKSTART_METHODS (or `value`) when set, else the budget's, else every `known`
+    method but the `opt_in` ones (run only when named)."""
     value = value if value is not None else os.environ.get(METHODS_ENV, "")
-    chosen = [m.strip() for m in value.split(",") if m.strip()] or list(budget.methods or known)
+    default = budget.methods or [m for m in known if m not in opt_in]
+    chosen = [m.strip() for m in value.split(",") if m.strip()] or list(default)
     unknown = [m for m in chosen if m not in known]
     if unknown:
         raise LauncherError(f"{METHODS_ENV}: unknown methods {unknown}; known: {', '.join(known)}")

@@ -8,8 +8,10 @@ Methods (experiment `<method>_seed<N>`; the large agent is cfg/minigrid_large_st
     ks_linear_l2_to<H>        the same from λ = 2
     ks_pbt                    kickstarted, λ evolved by PBT (constant schedule whose scale PBT explores by ×1.2/×0.8
                               or a resample, zero floor 0.05, together with SF's lr and entropy cost), `--num_policies`
-                              members ranked by the suite score, exploit from the top quantile; one population per
-                              seed: the report averages its top-3 members
+                              members ranked by the suite score, the bottom fraction copies the top at every period
+                              (`--pbt_replace_reward_gap=0`) and every member explores, member 0 included; one
+                              population per seed: the report averages its top-3 members
+    ks_pbt_sf                 the same with SF's exploit rule: member 0 never explores, exploit only past a 10 % gap
     ks_adaptive               kickstarted, adaptive λ (`--kickstart_schedule=adaptive`, no tuning): the teacher's score
                               G_T per task is the teacher's final per-task training score, written by this launcher
                               into `<teacher>/../adaptive_teachers.yaml` (a `--teachers` map with `score:` entries)
@@ -61,6 +63,7 @@ TEACHER = "{TEACHER}"  # placeholders in the commands, resolved by PlaceholderRu
 TEACHER_MAP = "{TEACHER_MAP}"
 ADAPTIVE_MAP = "adaptive_teachers.yaml"
 PBT_ZERO_BELOW = 0.05  # a PBT λ below this is 0: reachable by ×0.8 steps and resamples within a short run
+OPT_IN_METHODS = ("ks_pbt_sf",)  # launched only when $SF_KICKSTART_METHODS names them
 PBT_OBJECTIVE = "suite_score"  # sf_kickstart.suites.registry.SUITE_SCORE_KEY: the capped mean normalised score
 
 
@@ -105,7 +108,7 @@ def _resolve_teacher_map(train_dir: str, suffix: str) -> str:
 def methods(budget: Budget) -> List[NamedRuns]:
     """Every method's runs, ordered seed by seed (the budget's `methods` only, in its order, when it names some)."""
     commands = method_commands(budget)
-    chosen = selected_methods(budget, list(commands))
+    chosen = selected_methods(budget, list(commands), opt_in=OPT_IN_METHODS)
     return [seeded(method, commands[method], [seed]) for seed in budget.seeds for method in chosen]
 
 
@@ -130,7 +133,9 @@ def method_commands(budget: Budget) -> Dict[str, str]:
         f"--pbt_start_mutation={budget.pbt_start}",
         f"--kickstart_pbt_zero_below={PBT_ZERO_BELOW:g}",
     )
-    out["ks_pbt"] = ks("constant", 1, *pbt_flags)
+    out["ks_pbt"] = ks("constant", 1, *pbt_flags, "--pbt_replace_reward_gap=0", "--kickstart_pbt_explore_all=True")
+    # SF's exploit rule instead: member 0 an unmutated reference, exploit only past a 10 % gap (stops once members are close)
+    out["ks_pbt_sf"] = ks("constant", 1, *pbt_flags, "--pbt_replace_reward_gap=0.1", "--kickstart_pbt_explore_all=False")
     out["ks_adaptive"] = large(f"--teachers={TEACHER_MAP}", "--kickstart_schedule=adaptive", "--kickstart_lambda=1")
     out["distill"] = ks("constant", 1, "--kickstart_distill_only=True")
     return out

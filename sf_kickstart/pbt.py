@@ -11,7 +11,11 @@ multiplied by 1.2 or 0.8 (equal odds). A value below `--kickstart_pbt_zero_below
 then free of that teacher (0 stays 0 under multiplication; a resample can bring it back). The initial population:
 member 0 starts at the flags' values, every other member at a resample. (SF's own keys keep SF's perturbation.)
 Exploit is SF's: at each `--pbt_period_env_steps`, a member in the bottom `--pbt_replace_fraction` copies a member of
-the top fraction (when the objective gap is large enough), then explores.
+the top fraction (when the objective gap is larger than `--pbt_replace_reward_gap`, relative; SF's default 0.1 stops
+all exploits once the members are within 10 % of each other, so the ablation launcher passes 0: the paper's
+truncation selection), then explores. SF never mutates member 0 (it keeps it as an unmutated reference); with
+`--kickstart_pbt_explore_all=True` (default) member 0 explores like every other member outside the top fraction, as
+in the paper, where no member is exempt.
 
 Exploit: SF copies the better member's weights and optimizer (checkpoint, `load_progress=False`) and hands the
 perturbed copy of its cfg to the learner, including its α and ρ_i: the λ state is copied, then explored. The
@@ -46,6 +50,7 @@ class KickstartPBT(PopulationBasedTraining):
         self.initial_rho: Dict[str, float] = {s.name: float(s.rho) for s in layout.specs} if layout else {}
         self.zero_below = float(getattr(cfg, "kickstart_pbt_zero_below", 1e-3))
         self.resample_prob = float(getattr(cfg, "kickstart_pbt_resample_prob", 0.25))
+        self.explore_all = bool(getattr(cfg, "kickstart_pbt_explore_all", True))
 
     # ------------------------------------------------------------------ cfg
     def _defaults(self) -> Dict:
@@ -87,6 +92,19 @@ class KickstartPBT(PopulationBasedTraining):
         else:
             new_value = float(value) * random.choice((1.2, 0.8))
         return 0.0 if new_value < self.zero_below else new_value
+
+    def _update_policy(self, policy_id, policy_stats):
+        """SF's exploit/explore step; with explore_all, member 0 also explores when SF updated it (SF only copies the
+        source's cfg into member 0, unperturbed). SF's paths that leave a member alone (top fraction, no data yet)
+        leave `replacement_policy` untouched: a sentinel tells them apart."""
+        untouched = object()
+        pending, self.replacement_policy[policy_id] = self.replacement_policy[policy_id], untouched
+        super()._update_policy(policy_id, policy_stats)
+        if self.replacement_policy[policy_id] is untouched:
+            self.replacement_policy[policy_id] = pending
+        elif policy_id == 0 and self.explore_all:
+            self.policy_cfg[0] = self._perturb_cfg(self.policy_cfg[0])
+            self.policy_reward_shaping[0] = self._perturb_reward(self.policy_reward_shaping[0])
 
     def _perturb_cfg(self, original_cfg):
         """SF's perturbation for its own keys, ours for α and ρ_i (SF's walks default values in self.cfg, which has

@@ -117,6 +117,12 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="PBT explore: probability that α or ρ_i is resampled (uniform in [0, 2 × initial]) instead of ×1.2/×0.8",
     )
+    g.add_argument(
+        "--kickstart_pbt_explore_all",
+        default=True,
+        type=str2bool,
+        help="PBT: member 0 explores too (the paper's PBT); False keeps SF's unmutated reference member 0",
+    )
     g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
 
 

@@ -86,7 +86,7 @@ def test_ablation_methods(parsed):
             assert seeds == list(budget.seeds), method
             for c in cfgs:
                 assert c.env == "minigrid_suite" and c.rnn_size == 256  # the large agent
-                assert not c.with_pbt or method == "ks_pbt"
+                assert not c.with_pbt or method.startswith("ks_pbt")
                 if method == "large_scratch":
                     assert c.teacher is None
                     continue
@@ -103,6 +103,8 @@ def test_ablation_methods(parsed):
                     assert c.kickstart_lambda == float(method[len("ks_linear_l")])
                     assert common.frames_label(c.kickstart_end_frames) == method.split("_to")[1]
                 if method == "ks_pbt":
+                    assert c.pbt_replace_reward_gap == 0 and c.kickstart_pbt_explore_all  # the paper's PBT
+                if method.startswith("ks_pbt"):
                     assert c.with_pbt and c.num_policies == budget.pbt_policies
                     assert c.kickstart_schedule == "constant" and c.pbt_target_objective == "suite_score"
                     assert c.kickstart_pbt_zero_below == minigrid_ablation.PBT_ZERO_BELOW
@@ -321,6 +323,11 @@ def test_selected_methods_env(monkeypatch):
     assert common.selected_methods(budget, known, "ks_pbt, ks_const_l1") == ["ks_pbt", "ks_const_l1"]
     with pytest.raises(common.LauncherError, match="ks_nope"):
         common.selected_methods(budget, known, "ks_const_l1,ks_nope")
+    smoke = common.get_budget("smoke")
+    assert "ks_pbt_sf" not in [r.base_name for r in minigrid_ablation.methods(smoke)]  # opt-in only
+    monkeypatch.setenv(common.METHODS_ENV, "ks_pbt_sf")
+    sf_runs = minigrid_ablation.methods(smoke)
+    assert [r.base_name for r in sf_runs] == ["ks_pbt_sf"] and "--kickstart_pbt_explore_all=False" in sf_runs[0].cmd
     monkeypatch.setenv(common.METHODS_ENV, "ks_adaptive")
     runs = minigrid_ablation.methods(budget)
     assert [r.base_name for r in runs] == ["ks_adaptive"] * len(budget.seeds)

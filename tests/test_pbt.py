@@ -134,3 +134,28 @@ def test_population_of_four_mutates_lambda_and_the_learners_follow(tmp_path):
     assert any(exploits.values()), "no exploit happened with zero reward gaps"
     lambdas = {json.loads((exp / f"policy_{p:02d}_cfg.json").read_text())["kickstart_lambda"] for p in range(4)}
     assert len(lambdas) >= 2, "the population's λ did not spread"
+
+
+@pytest.mark.parametrize("explore_all", [True, False])
+def test_member_zero_explores_like_the_others_unless_told(explore_all):
+    """SF keeps member 0 as an unmutated reference; the paper's PBT (explore_all, the default) perturbs it too. A member
+    in the top fraction is left alone either way."""
+    random.seed(4)
+    pbt, cfg = _pbt(num_policies=4)
+    pbt.explore_all = explore_all
+    cfg.pbt_target_objective = "suite_score"
+    cfg.pbt_replace_reward_gap = 0.0
+    base = {"learning_rate": cfg.learning_rate, "exploration_loss_coeff": cfg.exploration_loss_coeff}
+    pbt.policy_cfg = {p: dict(base, kickstart_lambda=1.0 + p, kickstart_rho={"a": 1.0, "b": 0.5}) for p in range(4)}
+    pbt.policy_reward_shaping = {p: {} for p in range(4)}
+    stats = {"suite_score": [[10.0], [50.0], [40.0], [20.0]]}  # top: 1, 2; bottom: 3, 0
+    pbt._update_policy(1, stats)
+    assert pbt.replacement_policy[1] is None and pbt.policy_cfg[1]["kickstart_lambda"] == 2.0
+    pbt._update_policy(0, stats)
+    donor = pbt.replacement_policy[0]
+    assert donor in (1, 2)
+    if explore_all:
+        assert pbt.policy_cfg[0]["kickstart_lambda"] != pbt.policy_cfg[donor]["kickstart_lambda"]
+        assert pbt.policy_cfg[0] is not pbt.policy_cfg[donor]
+    else:
+        assert pbt.policy_cfg[0] == pbt.policy_cfg[donor]
