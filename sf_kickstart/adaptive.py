@@ -3,7 +3,9 @@
     λ_i(t) = α · ρ_i · f_i(t)      f_i(t) = min over s ≤ t of clip(1 − G_S,i(s) / G_T,i, 0, 1)
 
   * G_T,i: teacher i's score on its tasks, on the suite-score scale (per task min(100, normalised score) for a suite,
-    the mean return otherwise), the mean over its tasks. From the `--teachers` map's `score:` entries when given,
+    the mean return otherwise), the mean over its tasks. On a suite's scale 0 is a random agent: a teacher with
+    G_T,i ≤ 0 is matched before training starts, so f_i = 0 from the start (with a warning); for a plain env the
+    ratio needs G_T > 0 (else an error). From the `--teachers` map's `score:` entries when given,
     else from the teacher's evaluation cache (`<teacher dir>/evaluation/scores_greedy_p<policy>.json`, written by
     `python -m sf_kickstart.evaluate`). Neither: a bad-input error before any worker starts.
   * G_S,i(t): the student's running score on the same tasks, on the same scale: the suites' per-task running scores
@@ -22,6 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from sample_factory.algo.runners.runner import AlgoObserver
+from sample_factory.utils.utils import log
 
 from sf_kickstart.schedules import ScheduleError
 from sf_kickstart.suites.scoring import published_task_scores
@@ -63,16 +66,21 @@ def teacher_score(spec, single_task_fallback: bool) -> float:
             f"map (`Task: {{path: dir, score: S}}`) or evaluate the teacher first (python -m sf_kickstart.evaluate "
             f"{spec.path}, which caches evaluation/scores_{EVAL_POLICY}_p{spec.policy}.json)"
         )
-    if not np.isfinite(given) or given <= 0:
+    if not np.isfinite(given) or (given <= 0 and single_task_fallback):
         raise ScheduleError(
             f"--kickstart_schedule=adaptive: teacher {spec.name!r}'s score from {source} is {given}; adaptive λ "
             f"compares the student with it as a ratio, so it must be > 0"
+        )
+    if given <= 0:  # suite scale: 0 is a random agent, so a random student already matches this teacher
+        log.warning(
+            f"Adaptive λ: teacher {spec.name!r}'s score from {source} is {given:.3g} ≤ 0, no better than a random "
+            f"agent on its tasks {list(spec.tasks)}: its λ is 0 from the start (it never supervises)"
         )
     return given
 
 
 def resolve_teacher_scores(specs: Sequence, has_task_scores: bool = True) -> List[float]:
-    """G_T,i per teacher, in teacher order (ScheduleError when one is missing or not > 0)."""
+    """G_T,i per teacher, in teacher order (ScheduleError when one is missing, or not > 0 outside a suite)."""
     return [teacher_score(spec, single_task_fallback=not has_task_scores) for spec in specs]
 
 

@@ -55,6 +55,8 @@ class KickstartWeights:
         if self.adaptive and (self.teacher_scores is None or self.teacher_scores.shape != self.rho.shape):
             raise ValueError("--kickstart_schedule=adaptive needs one teacher score G_T,i per teacher")
         self.factor = np.ones_like(self.rho)
+        if self.adaptive:  # a teacher no better than a random agent (G_T ≤ 0 on a suite's scale) is matched already
+            self.factor[self.teacher_scores <= 0] = 0.0
 
     @staticmethod
     def from_cfg(cfg, specs, teacher_scores: Optional[Sequence[float]] = None) -> "KickstartWeights":
@@ -148,5 +150,7 @@ class KickstartWeights:
 
 
 def adaptive_factor(student_score: float, teacher_score: float) -> float:
-    """clip(1 − G_S / G_T, 0, 1); G_T must be > 0 (checked where it is resolved)."""
+    """clip(1 − G_S / G_T, 0, 1); 0 for G_T ≤ 0 (a teacher no better than a random agent, on a suite's scale)."""
+    if teacher_score <= 0:
+        return 0.0
     return float(np.clip(1.0 - student_score / teacher_score, 0.0, 1.0))

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from sf_kickstart import adaptive
-from sf_kickstart.schedules import ScheduleError
+from sf_kickstart.schedules import KickstartSchedule, ScheduleError
+from sf_kickstart.weights import KickstartWeights
 from sf_kickstart.teachers import TeacherSpec
 
 HAS_EVALUATE = importlib.util.find_spec("sf_kickstart.evaluate") is not None
@@ -36,11 +37,27 @@ def test_teacher_score_from_the_map_is_the_mean_over_its_tasks(tmp_path):
     assert adaptive.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": 30.0, "y": 50.0})]) == [40.0]
 
 
-def test_missing_or_nonpositive_teacher_score_is_a_clear_error(tmp_path):
+def test_missing_or_unusable_teacher_score_is_a_clear_error(tmp_path):
     with pytest.raises(ScheduleError, match="sf_kickstart.evaluate"):
         adaptive.resolve_teacher_scores([_spec(tmp_path)])
-    with pytest.raises(ScheduleError, match="> 0"):
-        adaptive.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": 0.0})])
+    with pytest.raises(ScheduleError, match="> 0"):  # a plain env's return: the ratio needs G_T > 0
+        adaptive.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": 0.0})], has_task_scores=False)
+    with pytest.raises(ScheduleError, match="nan"):
+        adaptive.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": float("nan")})])
+
+
+def test_teacher_no_better_than_random_on_a_suite_never_supervises(tmp_path):
+    """Suite scale: 0 is a random agent, so a teacher at G_T <= 0 is matched before training: f_i = 0 throughout."""
+    from sf_kickstart.weights import adaptive_factor
+
+    good, bad = _spec(tmp_path, "good", task_scores={"x": 40.0}), _spec(tmp_path, "bad", task_scores={"y": -1.1})
+    scores = adaptive.resolve_teacher_scores([good, bad])
+    assert scores == [40.0, -1.1]
+    w = KickstartWeights(KickstartSchedule("adaptive", 1.0), ["good", "bad"], [1.0, 1.0], scores)
+    assert list(w.lambdas(0)) == [1.0, 0.0]
+    w.observe_student_scores({"good": 10.0, "bad": -50.0})  # a student below the bad teacher does not revive it
+    assert list(w.lambdas(1000)) == [0.75, 0.0]
+    assert adaptive_factor(-50.0, -1.1) == 0.0 and adaptive_factor(0.0, 0.0) == 0.0
 
 
 @pytest.mark.skipif(not HAS_EVALUATE, reason="sf_kickstart.evaluate (the evaluation cache reader) is not on this branch")
