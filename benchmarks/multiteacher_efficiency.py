@@ -120,10 +120,9 @@ def main(argv=None) -> int:
             e if isinstance(e, str) else e["path"]))) for task, e in mapping.items()}, f)
     teacher_flags = {"ks_experts": f"--teachers={map_path}", "ks_single": f"--teacher={single}"}
     method_flags = student_methods(teacher_flags, args.ks_lambda, horizons)
-    if any(m.endswith("_adaptive") for m in methods):
-        kinds = {m.rsplit("_adaptive", 1)[0] for m in methods if m.endswith("_adaptive")}
-        to_evaluate = [os.path.join(teachers_dir, n) for n in experts] if "ks_experts" in kinds else []
-        evaluate_teachers(to_evaluate + ([single] if "ks_single" in kinds else []), args.eval_episodes)
+    adaptive_kinds = {m.rsplit("_adaptive", 1)[0] for m in methods if m.endswith("_adaptive")}
+    to_evaluate = [os.path.join(teachers_dir, n) for n in experts] if "ks_experts" in adaptive_kinds else []
+    evaluate_teachers(to_evaluate + ([single] if "ks_single" in adaptive_kinds else []), args.eval_episodes)
     for seed in range(args.seeds):
         for method in methods:
             exp = f"{method}_seed{seed}"

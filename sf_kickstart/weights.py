@@ -54,9 +54,9 @@ class KickstartWeights:
         self.teacher_scores = None if teacher_scores is None else np.asarray(teacher_scores, dtype=np.float64)
         if self.adaptive and (self.teacher_scores is None or self.teacher_scores.shape != self.rho.shape):
             raise ValueError("--kickstart_schedule=adaptive needs one teacher score G_T,i per teacher")
-        self.factor = np.ones_like(self.rho)
-        if self.adaptive:  # a teacher no better than a random agent (G_T ≤ 0 on a suite's scale) is matched already
-            self.factor[self.teacher_scores <= 0] = 0.0
+        # adaptive: the rule at the student's start, a random agent (score 0): 1, or 0 for a teacher with G_T ≤ 0
+        start = [adaptive_factor(0.0, g) for g in self.teacher_scores] if self.adaptive else np.ones_like(self.rho)
+        self.factor = np.asarray(start, dtype=np.float64)
 
     @staticmethod
     def from_cfg(cfg, specs, teacher_scores: Optional[Sequence[float]] = None) -> "KickstartWeights":
