@@ -48,7 +48,7 @@ def student_methods(teacher_flags, ks_lambda: float, horizons) -> dict:
 
 def evaluate_teachers(exp_dirs, episodes: int) -> None:
     """Cache each teacher's evaluated scores (what adaptive λ reads as G_T) unless it has them already."""
-    from sf_kickstart.adaptive import cached_task_scores
+    from sf_kickstart.kickstart.adaptive import cached_task_scores
 
     for exp_dir in exp_dirs:
         if cached_task_scores(exp_dir):

@@ -96,7 +96,7 @@ def trajectory_batch(cfg, env_info, layout, bank) -> Dict:
     from sample_factory.model.model_utils import get_rnn_size
     from sample_factory.utils.attr_dict import AttrDict
 
-    from sf_kickstart.runner import alloc_kickstart_trajectory_tensors
+    from sf_kickstart.sf.runner import alloc_kickstart_trajectory_tensors
 
     rollout, num_traj = cfg.rollout, cfg.batch_size // cfg.rollout
     if layout is None:
@@ -140,7 +140,7 @@ def make_learner(cfg, env_info, layout, train_dir: str, name: str):
     from sample_factory.algo.utils.model_sharing import ParameterServer
     from sample_factory.utils.attr_dict import AttrDict
 
-    from sf_kickstart.learner import KickstartLearner
+    from sf_kickstart.sf.learner import KickstartLearner
 
     cfg = AttrDict({**vars(cfg), "train_dir": train_dir, "experiment": f"learner_{name}"})
     shutil.rmtree(os.path.join(train_dir, cfg.experiment), ignore_errors=True)
@@ -214,7 +214,7 @@ def kickstart_term_cost(batch_size: int, splits, num_teachers: int, calls: int) 
     """CPU seconds of the learner's kickstart term on one training batch, by itself: the per-sample λ weights as
     KickstartLearner computes them, the project's loss (sf_kickstart.loss.kickstart_loss) and its backward into the
     student's logits (from there the gradient joins the RL loss's, through the same network)."""
-    from sf_kickstart.loss import kickstart_loss
+    from sf_kickstart.kickstart.loss import kickstart_loss
 
     gen = torch.Generator().manual_seed(3)
     num_logits = sum(splits)
@@ -241,7 +241,7 @@ def kickstart_term_cost(batch_size: int, splits, num_teachers: int, calls: int) 
 def learner_costs(args, cfg, info, layouts, banks) -> Dict[str, float]:
     """'plain' | setup -> median CPU µs per train step (one batch); 'term/setup': the kickstart term alone per batch;
     'env_step': one env step. All interleaved round-robin."""
-    from sf_kickstart.loss import logit_splits
+    from sf_kickstart.kickstart.loss import logit_splits
 
     splits = logit_splits(info.action_space)
     learners, batches = {}, {}
@@ -369,14 +369,15 @@ def main(argv=None) -> int:
     from sample_factory.model.actor_critic import create_actor_critic
     from sample_factory.model.model_utils import get_rnn_size
 
-    from sf_kickstart.loss import logit_splits
-    from sf_kickstart.runner import KickstartLayout
+    from sf_kickstart.kickstart.loss import logit_splits
+    from sf_kickstart.sf.runner import KickstartLayout
     from sf_kickstart.suites.registry import prepare_env
     from sf_kickstart.teachers import TeacherRouting, TeacherSpec
-    from sf_kickstart.train import _make_env_info, parse_args
+    from sf_kickstart.envprobe import make_env_info
+    from sf_kickstart.sf.setup import parse_args
 
     cfg, _ = parse_args([f"--preset={args.student_preset}", f"--env={args.env}", "--experiment=bench_cost"])
-    info = _make_env_info(cfg)
+    info = make_env_info(cfg)
     student = create_actor_critic(cfg, info.obs_space, info.action_space).eval()
     tasks = prepare_env(args.env).task_names(args.env)
     dirs = [

@@ -63,10 +63,11 @@ def make_untrained_teacher(path: str, env: str, preset: str, extra: List[str]) -
     import torch
     from sample_factory.model.actor_critic import create_actor_critic
 
-    from sf_kickstart.train import _make_env_info, parse_args
+    from sf_kickstart.envprobe import make_env_info
+    from sf_kickstart.sf.setup import parse_args
 
     cfg, _ = parse_args([f"--preset={preset}", f"--env={env}", "--experiment=bench_teacher", *extra])
-    info = _make_env_info(cfg)
+    info = make_env_info(cfg)
     model = create_actor_critic(cfg, info.obs_space, info.action_space)
     os.makedirs(os.path.join(path, "checkpoint_p0"), exist_ok=True)
     with open(os.path.join(path, "config.json"), "w") as f:
@@ -254,7 +255,7 @@ def _env_worker(env_name: str, preset: str, num_envs: int, worker_idx: int, seco
     from sample_factory.algo.utils.make_env import make_env_func_non_batched
     from sample_factory.utils.attr_dict import AttrDict
 
-    from sf_kickstart.train import parse_args
+    from sf_kickstart.sf.setup import parse_args
 
     cfg, _ = parse_args([f"--preset={preset}", f"--env={env_name}", "--experiment=bench_env"])
     envs = []

@@ -38,7 +38,7 @@ def run(module: str, args: List[str], log_path: str) -> Dict[str, float]:
 
 
 def final_frames(exp_dirs: List[str], policies=(0,)) -> int:
-    from sf_kickstart.tune.state import checkpoint_state
+    from sf_kickstart.populations.tune.state import checkpoint_state
 
     return sum(checkpoint_state(latest_checkpoint(d, p))["env_steps"] for d in exp_dirs for p in policies)
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     rows["Ray Tune PBT"] = tune
 
     from sf_kickstart.report import load_experiment
-    from sf_kickstart.tune.population import load_population
+    from sf_kickstart.populations.tune.population import load_population
 
     rows["SF in-process PBT"]["scores"] = final_scores(load_experiment(os.path.join(a.train_dir, "inprocess")), tags.SUITE_SCORE)
     rows["Ray Tune PBT"]["scores"] = final_scores(load_population(os.path.join(a.train_dir, "tune")), tags.SUITE_SCORE)

@@ -45,7 +45,7 @@ def find_experiment_dir(path: str, train_dir: Optional[str]) -> Optional[str]:
 def resolve_experiment_dir(path: str, train_dir: Optional[str]) -> str:
     """The absolute experiment directory a user names: `zoo:NAME` (shipped), `hf://user/repo` (downloaded once
     under train_dir), else `path` as given or under train_dir. ExperimentError when there is none."""
-    from sf_kickstart.zoo import resolve_uri
+    from sf_kickstart.sources import resolve_uri
 
     resolved = resolve_uri(path, train_dir)
     if resolved is not None:
@@ -148,7 +148,8 @@ def run_train(args: List[str], log_path: Optional[str] = None, timeout: Optional
     import subprocess
     import sys
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from sf_kickstart.paths import REPO_ROOT as repo
+
     env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", module, *args]
     if log_path is None:

@@ -12,7 +12,7 @@ Kickstart summaries (written under the policy's `.summary/<policy_id>/` by the l
 Suite summaries (the suites' normalised score):
     suite/<task>_score, suite/<task>_normalized, suite/score, suite/mean_normalized, suite/tasks_seen
     (Atari also writes its historical alias suite/games_seen; the report reads either)
-Periodic evaluation (`--eval_every_frames`, sf_kickstart.periodic_eval; step = the evaluated checkpoint's frames):
+Periodic evaluation (`--eval_every_frames`, sf_kickstart.agents.periodic_eval; step = the evaluated checkpoint's frames):
     eval/<task> (suite-scale score), eval/<task>_return (mean raw return), eval/suite_score
 """
 

@@ -78,7 +78,7 @@ def make_teacher_dir(
     from sample_factory.model.actor_critic import create_actor_critic
 
     from sf_kickstart.suites import minigrid
-    from sf_kickstart.train import parse_args
+    from sf_kickstart.sf.setup import parse_args
 
     cfg, _ = parse_args(
         [f"--env={env}", "--experiment=x", "--encoder_mlp_layers", "32", f"--rnn_size={rnn_size}", "--use_rnn=True", *extra]

@@ -1,17 +1,15 @@
 """Adaptive λ's inputs: the teachers' scores G_T,i (map or evaluation cache) and the student's G_S,i per teacher."""
 
-import importlib.util
 import json
 import os
 
 import pytest
 
-from sf_kickstart import adaptive
-from sf_kickstart.schedules import KickstartSchedule, ScheduleError
-from sf_kickstart.weights import KickstartWeights
+from sf_kickstart.kickstart import adaptive
+from sf_kickstart.sf import setup
+from sf_kickstart.kickstart.schedules import KickstartSchedule, ScheduleError
+from sf_kickstart.kickstart.weights import KickstartWeights
 from sf_kickstart.teachers import TeacherSpec
-
-HAS_EVALUATE = importlib.util.find_spec("sf_kickstart.evaluate") is not None
 
 
 def _spec(tmp_path, name="t", tasks=("x", "y"), task_scores=None):
@@ -34,24 +32,24 @@ def _write_cache(exp_dir, tasks):
 
 
 def test_teacher_score_from_the_map_is_the_mean_over_its_tasks(tmp_path):
-    assert adaptive.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": 30.0, "y": 50.0})]) == [40.0]
+    assert setup.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": 30.0, "y": 50.0})]) == [40.0]
 
 
 def test_missing_or_unusable_teacher_score_is_a_clear_error(tmp_path):
     with pytest.raises(ScheduleError, match="sf_kickstart.evaluate"):
-        adaptive.resolve_teacher_scores([_spec(tmp_path)])
+        setup.resolve_teacher_scores([_spec(tmp_path)])
     with pytest.raises(ScheduleError, match="> 0"):  # a plain env's return: the ratio needs G_T > 0
-        adaptive.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": 0.0})], has_task_scores=False)
+        setup.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": 0.0})], has_task_scores=False)
     with pytest.raises(ScheduleError, match="nan"):
-        adaptive.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": float("nan")})])
+        setup.resolve_teacher_scores([_spec(tmp_path, task_scores={"x": float("nan")})])
 
 
 def test_teacher_no_better_than_random_on_a_suite_never_supervises(tmp_path):
     """Suite scale: 0 is a random agent, so a teacher at G_T <= 0 is matched before training: f_i = 0 throughout."""
-    from sf_kickstart.weights import adaptive_factor
+    from sf_kickstart.kickstart.weights import adaptive_factor
 
     good, bad = _spec(tmp_path, "good", task_scores={"x": 40.0}), _spec(tmp_path, "bad", task_scores={"y": -1.1})
-    scores = adaptive.resolve_teacher_scores([good, bad])
+    scores = setup.resolve_teacher_scores([good, bad])
     assert scores == [40.0, -1.1]
     w = KickstartWeights(KickstartSchedule("adaptive", 1.0), ["good", "bad"], [1.0, 1.0], scores)
     assert list(w.lambdas(0)) == [1.0, 0.0]
@@ -60,14 +58,13 @@ def test_teacher_no_better_than_random_on_a_suite_never_supervises(tmp_path):
     assert adaptive_factor(-50.0, -1.1) == 0.0 and adaptive_factor(0.0, 0.0) == 0.0
 
 
-@pytest.mark.skipif(not HAS_EVALUATE, reason="sf_kickstart.evaluate (the evaluation cache reader) is not on this branch")
 def test_teacher_score_from_the_evaluation_cache(tmp_path):
     spec = _spec(tmp_path, tasks=("x", "y"))
     _write_cache(spec.path, {"x": 10.0, "y": 30.0, "z": 99.0})  # z is not this teacher's task
-    assert adaptive.resolve_teacher_scores([spec]) == [20.0]
+    assert setup.resolve_teacher_scores([spec]) == [20.0]
     single = _spec(tmp_path, name="gym", tasks=("CartPole-v1",))
     _write_cache(single.path, {"CartPole-v1": 50.0})
-    assert adaptive.resolve_teacher_scores([single], has_task_scores=False) == [50.0]
+    assert setup.resolve_teacher_scores([single], has_task_scores=False) == [50.0]
 
 
 def test_student_scores_per_teacher_once_all_its_tasks_reported(tmp_path):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.e2e_utils import FAST, describe, latest_checkpoint, make_teacher_dir, run_train, scalars
-from tests.test_adaptive import HAS_EVALUATE, _write_cache
+from tests.test_adaptive import _write_cache
 
 pytestmark = pytest.mark.e2e
 

@@ -83,7 +83,7 @@ def _load_teacher(teacher_dir):
 
 
 def test_stored_teacher_logits_equal_teacher_forward_and_reach_the_loss(kickstarted, plain_sf_teacher):
-    from sf_kickstart.loss import kickstart_loss
+    from sf_kickstart.kickstart.loss import kickstart_loss
 
     dumps = sorted(glob.glob(os.path.join(kickstarted, "kickstart_debug", "p0", "batch_*.pt")))
     assert len(dumps) == 4

@@ -58,7 +58,7 @@ def _teacher(path):
 
 
 def test_every_stored_logit_came_from_its_tasks_teacher(setup):
-    from sf_kickstart.loss import kickstart_loss
+    from sf_kickstart.kickstart.loss import kickstart_loss
     from sf_kickstart.suites.minigrid import task_names
 
     tasks = task_names("minigrid_suite")

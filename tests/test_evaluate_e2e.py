@@ -123,7 +123,7 @@ def test_student_from_hub_and_zoo_teachers_with_progress_and_periodic_eval(stude
 
 
 def test_evaluate_student_against_its_teachers(student, train_dir, hub):
-    from sf_kickstart.evaluate import read_task_scores
+    from sf_kickstart.agents.evaluate import read_task_scores
 
     r = run_module("sf_kickstart.evaluate", ["student", f"--train_dir={train_dir}", "--episodes=3"], hub=hub)
     assert r.returncode == 0, describe(r)

@@ -15,13 +15,14 @@ import pytest
 
 from tests.e2e_utils import REPO
 
-from sf_kickstart import evaluate, hub
-from sf_kickstart.evaluate import episode_seed, read_task_scores, summarize, verdict
-from sf_kickstart.progress import Progress
+from sf_kickstart import hub
+from sf_kickstart.agents import evaluate
+from sf_kickstart.agents.evaluate import episode_seed, read_task_scores, summarize, verdict
+from sf_kickstart.sf.progress import Progress
 from sf_kickstart.suites import minigrid
 from sf_kickstart.experiments import ExperimentError
 from sf_kickstart.teachers import TeacherError, resolve_experiment_dir
-from sf_kickstart.zoo import ZOO_DIR, shipped
+from sf_kickstart.sources import ZOO_DIR, shipped
 
 ZOO_TEACHER = os.path.join(ZOO_DIR, "minigrid_suite_small")
 

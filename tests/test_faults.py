@@ -226,7 +226,7 @@ def test_nonfinite_minibatches_are_skipped_counted_and_k_in_a_row_stop_the_run(t
     import re
 
     from sf_kickstart import tags
-    from sf_kickstart.nonfinite import first_nonfinite
+    from sf_kickstart.sf.nonfinite import first_nonfinite
 
     exp = str(tmp_path / "nan_loss")
     log_path = str(tmp_path / "run.log")

@@ -17,10 +17,10 @@ from launchers import minigrid_ablation, minigrid_experts, minigrid_teachers
 from sample_factory.launcher import run as sf_run
 from sample_factory.launcher import run_processes, run_slurm
 from sf_kickstart.report import parse_experiment_name
-from sf_kickstart.schedules import KickstartSchedule
+from sf_kickstart.kickstart.schedules import KickstartSchedule
 from sf_kickstart.suites.minigrid import HARD_SIBLINGS, TASK_NAMES
 from sf_kickstart.teachers import parse_teacher_map
-from sf_kickstart.train import parse_args
+from sf_kickstart.sf.setup import parse_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = {"teachers": minigrid_teachers, "ablation": minigrid_ablation, "experts": minigrid_experts}

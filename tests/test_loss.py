@@ -7,7 +7,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from sf_kickstart.loss import (
+from sf_kickstart.kickstart.loss import (
     UnsupportedActionSpace,
     cross_entropy,
     kickstart_loss,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sf_kickstart.experiments import checkpoint_paths, load_checkpoint
-from sf_kickstart.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
+from sf_kickstart.sf.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
 
 NAN = float("nan")
 
@@ -56,14 +56,15 @@ def learner(tmp_path):
     from sample_factory.algo.utils.model_sharing import ParameterServer
     from sample_factory.utils.attr_dict import AttrDict
 
-    from sf_kickstart.learner import FixedLearner
-    from sf_kickstart.train import _make_env_info, parse_args
+    from sf_kickstart.sf.learner import FixedLearner
+    from sf_kickstart.envprobe import make_env_info
+    from sf_kickstart.sf.setup import parse_args
 
     cfg, _ = parse_args(["--env=minigrid_DoorKey-5x5", "--experiment=unit", f"--train_dir={tmp_path}", "--device=cpu",
                          "--encoder_mlp_layers", "16", "--keep_checkpoints=1", "--max_nonfinite_skips=2"])
     cfg = AttrDict(vars(cfg))
     versions = torch.zeros([1], dtype=torch.int32)
-    learner = FixedLearner(cfg, _make_env_info(cfg), versions, 0, ParameterServer(0, versions, False))
+    learner = FixedLearner(cfg, make_env_info(cfg), versions, 0, ParameterServer(0, versions, False))
     learner.init()
     return learner
 

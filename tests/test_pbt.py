@@ -23,10 +23,10 @@ class _FakeRunner:
 def _pbt(num_policies=3, mutation_rate=1.0, zero_below=1e-3):
     from sample_factory.utils.attr_dict import AttrDict
 
-    from sf_kickstart.pbt import KickstartPBT
-    from sf_kickstart.runner import KickstartLayout
+    from sf_kickstart.populations.pbt import KickstartPBT
+    from sf_kickstart.sf.runner import KickstartLayout
     from sf_kickstart.teachers import TeacherSpec
-    from sf_kickstart.train import parse_args
+    from sf_kickstart.sf.setup import parse_args
 
     cfg, _ = parse_args(["--env=minigrid_suite", "--experiment=x", f"--num_policies={num_policies}", "--with_pbt=True"])
     cfg = AttrDict(vars(cfg))

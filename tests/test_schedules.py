@@ -2,7 +2,7 @@
 
 import pytest
 
-from sf_kickstart.schedules import KickstartSchedule, ScheduleError
+from sf_kickstart.kickstart.schedules import KickstartSchedule, ScheduleError
 
 
 def test_none_is_zero():

@@ -25,7 +25,7 @@ def _cfg(**kw):
 
 
 def _space(names=("learning_rate", "exploration_loss_coeff", "kickstart_lambda", "kickstart_rho"), **kw):
-    from sf_kickstart.tune.space import build_space
+    from sf_kickstart.populations.tune.space import build_space
 
     return build_space(_cfg(**kw), {"a": 1.0, "b": 0.5}, names, resample_probability=0.0, prior_range=4.0)
 
@@ -55,7 +55,7 @@ def test_explore_keeps_kickstart_weights_nonnegative_and_floors_to_zero():
 
 
 def test_resample_and_initial_members_stay_in_the_prior_and_rho_starts_from_the_map():
-    from sf_kickstart.tune.space import build_space
+    from sf_kickstart.populations.tune.space import build_space
 
     space = build_space(_cfg(), {"a": 1.0}, ["learning_rate", "kickstart_lambda", "kickstart_rho"], 1.0, 4.0)
     rng = random.Random(2)
@@ -74,7 +74,7 @@ def test_mutation_rate_zero_changes_nothing():
 
 
 def test_unknown_hyperparameters_are_rejected():
-    from sf_kickstart.tune.space import HyperparamError, build_space
+    from sf_kickstart.populations.tune.space import HyperparamError, build_space
 
     with pytest.raises(HyperparamError, match="kickstart_rho_c"):
         _space(names=["kickstart_rho_c"])
@@ -84,9 +84,9 @@ def test_unknown_hyperparameters_are_rejected():
 
 def test_checkpoint_state_writes_lr_and_kickstart_weights(tmp_path):
     from sf_kickstart.experiments import load_checkpoint
-    from sf_kickstart.schedules import KickstartSchedule
-    from sf_kickstart.tune.state import checkpoint_state
-    from sf_kickstart.weights import KickstartWeights
+    from sf_kickstart.kickstart.schedules import KickstartSchedule
+    from sf_kickstart.populations.tune.state import checkpoint_state
+    from sf_kickstart.kickstart.weights import KickstartWeights
 
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -116,7 +116,7 @@ def test_checkpoint_state_writes_lr_and_kickstart_weights(tmp_path):
     ],
 )
 def test_bad_input_fails_before_ray_starts(tmp_path, capsys, args, message):
-    from sf_kickstart.tune.cli import main
+    from sf_kickstart.populations.tune.cli import main
 
     argv = ["--env=CartPole-v1", "--experiment=bad", f"--train_dir={tmp_path}", "--train_for_env_steps=1000",
             "--device=cpu", *args]
@@ -202,7 +202,7 @@ def test_population_exploits_and_continues_from_the_source(population):
 
 @pytest.mark.e2e
 def test_the_member_trains_with_its_mutated_values_after_the_exploit(population):
-    from sf_kickstart.tune.state import checkpoint_state
+    from sf_kickstart.populations.tune.state import checkpoint_state
 
     _, root, member, source, line = population
     new_hp, donor_frames = line[5]["hp"], _donor_frames(root, source)

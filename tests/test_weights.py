@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from sf_kickstart.schedules import KickstartSchedule
+from sf_kickstart.kickstart.schedules import KickstartSchedule
 from sf_kickstart.teachers import TeacherRouting, TeacherSpec
-from sf_kickstart.weights import KickstartWeights
+from sf_kickstart.kickstart.weights import KickstartWeights
 
 
 def _weights():

@@ -225,7 +225,7 @@ def load_experiment(path: str) -> Experiment:
 def load_experiments(roots: Sequence[str]) -> List[Experiment]:
     """Every experiment under the roots, with its teacher resolved. A Ray Tune population (sf_kickstart.tune) is one
     PBT experiment whose policies are its members; its member dirs are not experiments of their own."""
-    from sf_kickstart.tune.population import load_populations
+    from sf_kickstart.populations.tune.population import load_populations
 
     experiments, member_dirs = load_populations(roots)
     experiments += [load_experiment(p) for p in find_experiments(roots) if os.path.realpath(p) not in member_dirs]

@@ -21,7 +21,7 @@ from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 
 from sf_kickstart.experiments import ExperimentError, latest_checkpoint, load_checkpoint, read_config
-from sf_kickstart.nonfinite import first_nonfinite
+from sf_kickstart.sf.nonfinite import first_nonfinite
 from sf_kickstart.teachers.spec import TeacherError, TeacherSpec
 
 

@@ -14,8 +14,8 @@ import os
 from typing import Dict, Optional
 
 from sf_kickstart.experiments import load_checkpoint
-from sf_kickstart.tune.space import ALPHA_KEY, RHO_KEY, RHO_PREFIX
-from sf_kickstart.weights import CHECKPOINT_KEY, KickstartWeights
+from sf_kickstart.populations.tune.space import ALPHA_KEY, RHO_KEY, RHO_PREFIX
+from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, KickstartWeights
 
 
 def _set_learning_rate(ckpt: Dict, lr: float) -> None:

@@ -38,7 +38,7 @@ from sample_factory.algo.utils.torch_utils import inference_context
 from sample_factory.utils.utils import log
 
 from sf_kickstart import tags
-from sf_kickstart.robust_runner import (
+from sf_kickstart.sf.fixes.robust_runner import (
     RobustInferenceWorker,
     RobustLearnerWorker,
     RobustRunner,
@@ -224,7 +224,7 @@ class KickstartRunner(RobustRunner):
         self.policy_msg_handlers.setdefault(tags.KS_STATS_MSG, []).append(_kickstart_stats_handler)
 
     def make_learner(self, cfg, env_info, policy_versions, policy_id, param_server):
-        from sf_kickstart.learner import KickstartLearner
+        from sf_kickstart.sf.learner import KickstartLearner
 
         return KickstartLearner(cfg, env_info, policy_versions, policy_id, param_server, layout=self.layout)
 

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from sample_factory.utils.utils import str2bool
 
 from sf_kickstart import tags
-from sf_kickstart.tune.population import POPULATION_MARKER
+from sf_kickstart.populations.tune.population import POPULATION_MARKER
 
 SF_METRICS = (tags.REWARD, "len/len", "policy_stats/avg_true_objective")
 # flags the driver sets for each member (a member is one Sample Factory policy trained in its own experiment dir)
@@ -122,9 +122,9 @@ def resources(cfg, args) -> Dict[str, float]:
 def member_space(cfg, args, member_argv: List[str], train_dir: str):
     """Member 0's run checked as sf_kickstart.train checks it (teachers, suite, schedule, env in a fresh process), and
     the search space over the members' hyperparameters."""
-    from sf_kickstart.train import prepare as prepare_member
-    from sf_kickstart.tune.space import DEFAULT_HYPERPARAMS, SF_KEYS, build_space
-    from sf_kickstart.tune.trial import member_name
+    from sf_kickstart.sf.setup import prepare as prepare_member
+    from sf_kickstart.populations.tune.space import DEFAULT_HYPERPARAMS, SF_KEYS, build_space
+    from sf_kickstart.populations.tune.trial import member_name
 
     member0 = [f"--train_dir={train_dir}", f"--experiment={cfg.experiment}/{member_name(0)}", "--num_policies=1",
                "--with_pbt=False"]
@@ -137,8 +137,8 @@ def member_space(cfg, args, member_argv: List[str], train_dir: str):
 
 def prepare(argv: Sequence[str]):
     """Parse and check everything; returns (cfg, args, space, plan, resources). Raises the project's user errors."""
-    from sf_kickstart.train import parse_args
-    from sf_kickstart.tune.trial import TrialPlan
+    from sf_kickstart.sf.setup import parse_args
+    from sf_kickstart.populations.tune.trial import TrialPlan
 
     args, rest = split_argv(argv)
     cfg, suite = parse_args(rest)
@@ -169,7 +169,7 @@ def prepare(argv: Sequence[str]):
 def start_ray(args) -> None:
     import ray
 
-    from sf_kickstart.tune.trial import repo_root
+    from sf_kickstart.populations.tune.trial import repo_root
 
     pythonpath = os.pathsep.join(p for p in (repo_root(), os.getcwd(), os.environ.get("PYTHONPATH")) if p)
     if args.ray_address is not None:
@@ -182,7 +182,7 @@ def start_ray(args) -> None:
 
 
 def write_marker(plan, cfg, space, status: str) -> None:
-    from sf_kickstart.tune.trial import member_name
+    from sf_kickstart.populations.tune.trial import member_name
 
     os.makedirs(plan.root, exist_ok=True)
     marker = dict(status=status, members=[member_name(i) for i in range(cfg.num_policies)], metric=plan.metric,
@@ -196,7 +196,7 @@ def run_population(cfg, args, space, plan, res) -> int:
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
 
-    from sf_kickstart.tune.trial import run_trial, trial_dirname
+    from sf_kickstart.populations.tune.trial import run_trial, trial_dirname
 
     scheduler = PopulationBasedTraining(
         time_attr="env_steps", metric="score", mode="max", perturbation_interval=plan.interval,
@@ -222,8 +222,8 @@ def run_population(cfg, args, space, plan, res) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from sf_kickstart.train import USER_ERRORS, PresetError
-    from sf_kickstart.tune.space import HyperparamError
+    from sf_kickstart.sf.setup import USER_ERRORS, PresetError
+    from sf_kickstart.populations.tune.space import HyperparamError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

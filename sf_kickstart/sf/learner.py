@@ -25,9 +25,9 @@ from sample_factory.utils.utils import experiment_dir, log
 
 from sf_kickstart import tags
 from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
-from sf_kickstart.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
-from sf_kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
-from sf_kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights
+from sf_kickstart.sf.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
+from sf_kickstart.kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
+from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights
 
 
 REFUSE_RANDOM_WEIGHTS = (

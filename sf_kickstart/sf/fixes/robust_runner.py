@@ -256,7 +256,7 @@ class RobustRunner(ParallelRunner):
         self.death_watch = DeathWatch(self)
 
     def make_learner(self, cfg, env_info, policy_versions, policy_id, param_server):
-        from sf_kickstart.learner import FixedLearner
+        from sf_kickstart.sf.learner import FixedLearner
 
         return FixedLearner(cfg, env_info, policy_versions, policy_id, param_server)
 

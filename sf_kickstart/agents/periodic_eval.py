@@ -1,7 +1,7 @@
 """Periodic evaluation while training: `--eval_every_frames=N --eval_episodes=K` (Sample Factory issues #43, #138).
 
 Every N env frames (of policy 0) the runner asks the learners for a checkpoint and, once the new file is on disk,
-spawns one evaluation process (`python -m sf_kickstart.periodic_eval`, at nice +10, one torch thread) that loads it
+spawns one evaluation process (`python -m sf_kickstart.agents.periodic_eval`, at nice +10, one torch thread) that loads it
 — a frozen copy of the weights, outside the training processes — and plays K greedy episodes per task with
 `sf_kickstart.evaluate` (same vectorised player and scores as the offline evaluation, seeds 0..K-1). When it is done
 the runner writes, in each policy's tensorboard summaries at the checkpoint's env frames:
@@ -30,24 +30,6 @@ from sf_kickstart import tags
 from sf_kickstart.experiments import latest_checkpoint
 
 EVAL_NICE = 10
-
-
-class EvalFlagError(ValueError):
-    pass
-
-
-def check_args(cfg) -> None:
-    if getattr(cfg, "eval_every_frames", 0) < 0:
-        raise EvalFlagError(f"--eval_every_frames must be >= 0 (0: off), got {cfg.eval_every_frames}")
-    if getattr(cfg, "eval_every_frames", 0) and cfg.eval_episodes < 1:
-        raise EvalFlagError(f"--eval_episodes must be >= 1, got {cfg.eval_episodes}")
-
-
-def add_args(parser) -> None:
-    g = parser.add_argument_group("periodic evaluation")
-    g.add_argument("--eval_every_frames", default=0, type=float,
-                   help="every N env frames, evaluate a frozen copy of the latest weights in a separate process (0: off)")
-    g.add_argument("--eval_episodes", default=10, type=int, help="greedy episodes per task of each periodic evaluation")
 
 
 def latest_checkpoints(exp_dir: str, num_policies: int) -> List[Optional[str]]:
@@ -106,7 +88,7 @@ class PeriodicEval(AlgoObserver):
             return
         self.evaluated = checkpoints[0]
         self.out_path = os.path.join(self.tmp, "result.json")
-        args = [sys.executable, "-m", "sf_kickstart.periodic_eval", self.exp_dir, self.out_path,
+        args = [sys.executable, "-m", "sf_kickstart.agents.periodic_eval", self.exp_dir, self.out_path,
                 str(self.cfg.eval_episodes)] + [c or "" for c in frozen]
         log.info(f"Periodic evaluation of {os.path.basename(checkpoints[0])} ({self.cfg.eval_episodes} episodes per task)")
         self.proc = subprocess.Popen(args, preexec_fn=lambda: os.nice(EVAL_NICE))
@@ -170,8 +152,8 @@ def evaluate_checkpoints(exp_dir: str, episodes: int, checkpoints: List[str]) ->
     """The evaluation process: each policy's checkpoint, K greedy episodes per task."""
     import torch
 
-    from sf_kickstart.agent import experiment_cfg
-    from sf_kickstart.evaluate import Setup, evaluate_agent
+    from sf_kickstart.agents.agent import experiment_cfg
+    from sf_kickstart.agents.evaluate import Setup, evaluate_agent
     from sf_kickstart.suites.registry import suite_for_env
 
     torch.set_num_threads(1)

@@ -27,9 +27,9 @@ from typing import Dict, List, Optional, Sequence
 from sample_factory.pbt.population_based_training import PopulationBasedTraining
 from sample_factory.utils.attr_dict import AttrDict
 
-from sf_kickstart.pbt import KickstartPBT
-from sf_kickstart.weights import ALPHA_SCALE_KEY as ALPHA_KEY
-from sf_kickstart.weights import HYPERPARAMETERS, RHO_KEY
+from sf_kickstart.populations.pbt import KickstartPBT
+from sf_kickstart.kickstart.weights import ALPHA_SCALE_KEY as ALPHA_KEY
+from sf_kickstart.kickstart.weights import HYPERPARAMETERS, RHO_KEY
 
 SF_KEYS = ("learning_rate", "exploration_loss_coeff")
 RHO_PREFIX = RHO_KEY + "_"  # + teacher name: one ρ_i as a flat hyperparameter (Tune's config is flat)

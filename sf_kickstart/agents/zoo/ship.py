@@ -16,9 +16,10 @@ from types import SimpleNamespace
 
 import torch
 
-from sf_kickstart.evaluate import EVAL_DIR, evaluate_experiment, render_markdown
+from sf_kickstart.agents.evaluate import EVAL_DIR, evaluate_experiment, render_markdown
 from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
-from sf_kickstart.zoo import ZOO_DIR, ZOO_PREFIX, architecture
+from sf_kickstart.agents.zoo import architecture
+from sf_kickstart.sources import ZOO_DIR, ZOO_PREFIX
 
 
 def copy_stripped(src: str, dst: str) -> str:
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         policy_index=0, train_dir=None, teacher=None, teachers=None, no_teachers=True,
     )
     report = evaluate_experiment(dst, eval_opts)
-    from sf_kickstart.agent import experiment_cfg
+    from sf_kickstart.agents.agent import experiment_cfg
 
     with open(os.path.join(dst, "README.md"), "w") as f:
         f.write(card(opts.name, report, experiment_cfg(dst), opts.command))

@@ -13,33 +13,24 @@
     once every one of them has finished an episode (before that the short, easy tasks report first and would make
     the student look better than it is: with the running minimum that would lower λ_i for good); for an env without
     per-task scores (one teacher) SF's running `true_objective`.
-  * f_i lives in `weights.KickstartWeights` (checkpointed, restored on resume); `AdaptiveLambda` sends G_S,i from the
-    runner to the learner at each of SF's summaries.
+  * f_i lives in `weights.KickstartWeights` (checkpointed, restored on resume); `sf.observers.AdaptiveLambda` sends
+    G_S,i from the runner to the learner at each of SF's summaries; `sf.setup` resolves G_T (the evaluation cache).
+
+This module is the rule itself and imports nothing of Sample Factory.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+import logging
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from sample_factory.algo.runners.runner import AlgoObserver
-from sample_factory.utils.utils import log
+from sf_kickstart.kickstart.schedules import ScheduleError
 
-from sf_kickstart.schedules import ScheduleError
-from sf_kickstart.suites.scoring import published_task_scores
+log = logging.getLogger("rl")  # Sample Factory's logger: the same console and sf_log.txt
 
 EVAL_POLICY = "greedy"  # the evaluation cache adaptive λ reads (sf_kickstart.evaluate's default policy)
-
-
-def cached_task_scores(exp_dir: str, policy_index: int = 0) -> Optional[Dict[str, float]]:
-    """A teacher's evaluated per-task scores from its evaluation cache; None when it has none (or `sf_kickstart.evaluate`
-    is not installed)."""
-    try:
-        from sf_kickstart.evaluate import read_task_scores
-    except ImportError:
-        return None
-    return read_task_scores(exp_dir, policy=EVAL_POLICY, policy_index=policy_index)
 
 
 def mean_over(scores: Mapping[str, float], tasks: Sequence[str]) -> Optional[float]:
@@ -48,13 +39,13 @@ def mean_over(scores: Mapping[str, float], tasks: Sequence[str]) -> Optional[flo
     return float(np.mean(values)) if values else None
 
 
-def teacher_score(spec, single_task_fallback: bool) -> float:
-    """G_T for one teacher (teachers.TeacherSpec): the map's scores, else its evaluation cache, over its tasks.
-    `single_task_fallback`: the env has no per-task scores, so a cache with one task is the teacher's score."""
+def teacher_score(spec, cached: Optional[Mapping[str, float]], single_task_fallback: bool) -> float:
+    """G_T for one teacher (teachers.TeacherSpec): the map's scores, else its evaluation cache `cached` ({task: score},
+    None when it has none), over its tasks. `single_task_fallback`: the env has no per-task scores, so a cache with one
+    task is the teacher's score."""
     given = mean_over(spec.task_scores, spec.tasks)
     source = "the --teachers map's score entries"
     if given is None:
-        cached = cached_task_scores(spec.path, spec.policy)
         source = f"the evaluation cache of {spec.path}"
         if cached:
             given = mean_over(cached, spec.tasks)
@@ -79,43 +70,7 @@ def teacher_score(spec, single_task_fallback: bool) -> float:
     return given
 
 
-def resolve_teacher_scores(specs: Sequence, has_task_scores: bool = True) -> List[float]:
-    """G_T,i per teacher, in teacher order (ScheduleError when one is missing, or not > 0 outside a suite)."""
-    return [teacher_score(spec, single_task_fallback=not has_task_scores) for spec in specs]
-
-
 def student_scores(task_scores: Mapping[str, float], specs: Sequence) -> Dict[str, float]:
     """G_S,i per teacher name from the student's per-task running scores; a teacher is absent until every one of its
     tasks has a score."""
     return {spec.name: mean_over(task_scores, spec.tasks) for spec in specs if all(t in task_scores for t in spec.tasks)}
-
-
-def student_scores_signal(policy_id: int) -> str:
-    return f"kickstart_student_scores_p{policy_id}"
-
-
-class AdaptiveLambda(AlgoObserver):
-    """Runner side of adaptive λ: at each summary, G_S,i per teacher goes to the policy's learner (its
-    `runner.KickstartLearnerWorker.on_student_scores` slot), which lowers f_i in its KickstartWeights."""
-
-    def __init__(self, cfg, specs: Sequence):
-        self.cfg = cfg
-        self.specs = list(specs)
-
-    def on_connect_components(self, runner) -> None:
-        for policy_id, learner_worker in runner.learners.items():
-            runner.connect(student_scores_signal(policy_id), learner_worker.on_student_scores)
-
-    def scores(self, runner, policy_id: int) -> Dict[str, float]:
-        per_task = published_task_scores(runner, policy_id)
-        if per_task:
-            return student_scores(per_task, self.specs)
-        objective = runner.policy_avg_stats.get("true_objective")
-        if len(self.specs) == 1 and objective is not None and len(objective[policy_id]) > 0:
-            return {self.specs[0].name: float(np.mean(objective[policy_id]))}
-        return {}
-
-    def extra_summaries(self, runner, policy_id, writer, env_steps) -> None:
-        scores = self.scores(runner, policy_id)
-        if scores:
-            runner.emit(student_scores_signal(policy_id), scores)

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from typing import Dict, Mapping, Optional, Sequence
 
+import logging
+
 import numpy as np
 
-from sample_factory.utils.utils import log
+from sf_kickstart.kickstart.schedules import ADAPTIVE, KickstartSchedule
 
-from sf_kickstart.schedules import ADAPTIVE, KickstartSchedule
+log = logging.getLogger("rl")  # Sample Factory's logger
 
 ALPHA_SCALE_KEY = "kickstart_lambda"
 RHO_KEY = "kickstart_rho"

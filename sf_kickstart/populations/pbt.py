@@ -38,7 +38,7 @@ from sample_factory.pbt.population_based_training import PopulationBasedTraining
 from sample_factory.utils.utils import log
 
 from sf_kickstart import tags
-from sf_kickstart.weights import HYPERPARAMETERS
+from sf_kickstart.kickstart.weights import HYPERPARAMETERS
 
 KICKSTART_PBT_KEYS = HYPERPARAMETERS  # α scale, {teacher: ρ_i}: what the learner's KickstartWeights take from PBT
 

@@ -29,8 +29,9 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from sf_kickstart.paths import REPO_ROOT
 from sf_kickstart.experiments import checkpoint_paths, latest_checkpoint
-from sf_kickstart.tune.space import RHO_PREFIX
+from sf_kickstart.populations.tune.space import RHO_PREFIX
 
 CHECKPOINT_META = "member.json"
 
@@ -117,7 +118,7 @@ def run_interval(plan: TrialPlan, member: int, hp: Dict[str, float], target: int
 
 
 def repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return REPO_ROOT
 
 
 def latest_metric(exp_dir: str, tag: str) -> Optional[float]:
@@ -132,7 +133,7 @@ def run_trial(config: Dict, plan: TrialPlan) -> None:
     """Ray Tune function trainable (bound to its plan with tune.with_parameters)."""
     from ray import tune
 
-    from sf_kickstart.tune.state import checkpoint_state
+    from sf_kickstart.populations.tune.state import checkpoint_state
 
     member = member_index(tune.get_context().get_trial_id())
     exp_dir = os.path.join(plan.root, member_name(member))
