@@ -26,9 +26,9 @@ import sys
 
 import yaml
 
-from sf_kickstart.experiments import run_train
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sf_kickstart.evaluation_cache import read_task_scores
+from sf_kickstart.paths import CFG_DIR, REPO_ROOT
+from sf_kickstart.processes import run_train
 
 def run_train_logged(args_list, log_path) -> None:
     run_train(args_list, log_path=log_path, check=True)
@@ -48,10 +48,8 @@ def student_methods(teacher_flags, ks_lambda: float, horizons) -> dict:
 
 def evaluate_teachers(exp_dirs, episodes: int) -> None:
     """Cache each teacher's evaluated scores (what adaptive λ reads as G_T) unless it has them already."""
-    from sf_kickstart.kickstart.adaptive import cached_task_scores
-
     for exp_dir in exp_dirs:
-        if cached_task_scores(exp_dir):
+        if read_task_scores(exp_dir):
             continue
         print(f"evaluating teacher {exp_dir} ({episodes} episodes per task)", flush=True)
         cmd = [sys.executable, "-m", "sf_kickstart.evaluate", exp_dir, "--no_teachers", "--no_progress",
@@ -68,8 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ks_end_frames", default="500000", help="linear λ horizon(s), comma-separated")
     ap.add_argument("--eval_episodes", type=int, default=50, help="episodes per task of the teachers' evaluation")
     ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--map", default=os.path.join(REPO, "cfg", "teachers", "minigrid_experts.yaml"))
-    ap.add_argument("--train_dir", default=os.path.join(REPO, "bench_out", "multiteacher"))
+    ap.add_argument("--map", default=os.path.join(CFG_DIR, "teachers", "minigrid_experts.yaml"))
+    ap.add_argument("--train_dir", default=os.path.join(REPO_ROOT, "bench_out", "multiteacher"))
     ap.add_argument("--reuse_teachers", action="store_true")
     ap.add_argument("--methods", default="scratch,ks_experts,ks_single")
     ap.add_argument("extra", nargs="*")
@@ -133,10 +131,10 @@ def main(argv=None) -> int:
                    *method_flags[method], *args.extra],
                   os.path.join(students_dir, f"{exp}.log"))
 
-    from sf_kickstart import report
+    from sf_kickstart.report import cli
 
-    return report.main([students_dir, "--baseline=scratch", f"--out={os.path.join(args.train_dir, 'report')}",
-                        "--budgets=0.1,0.25,0.5,1.0"])
+    return cli.main([students_dir, "--baseline=scratch", f"--out={os.path.join(args.train_dir, 'report')}",
+                     "--budgets=0.1,0.25,0.5,1.0"])
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,9 +19,9 @@ import shutil
 import sys
 from typing import Dict, List, Optional
 
-from sf_kickstart.experiments import run_train, scalar_points as scalars
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sf_kickstart.events import scalar_points as scalars
+from sf_kickstart.paths import REPO_ROOT
+from sf_kickstart.processes import run_train
 
 def frames_to_reach(curve, threshold: float) -> Optional[int]:
     """First step of a [(step, value)] curve whose value is >= threshold (the report's first_reach)."""
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ks_lambda", type=float, default=1.0)
     ap.add_argument("--ks_end_frames", type=int, default=300_000)
     ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--train_dir", default=os.path.join(REPO, "bench_out", "sample_efficiency"))
+    ap.add_argument("--train_dir", default=os.path.join(REPO_ROOT, "bench_out", "sample_efficiency"))
     ap.add_argument("--reuse_teacher", action="store_true")
     ap.add_argument("--analyze_only", action="store_true", help="recompute the tables from existing runs")
     ap.add_argument("--fractions", default="1.0,0.9,0.75", help="also report frames to these fractions of the teacher's final score")

@@ -96,7 +96,7 @@ def trajectory_batch(cfg, env_info, layout, bank) -> Dict:
     from sample_factory.model.model_utils import get_rnn_size
     from sample_factory.utils.attr_dict import AttrDict
 
-    from sf_kickstart.sf.runner import alloc_kickstart_trajectory_tensors
+    from sf_kickstart.sf.storage import alloc_kickstart_trajectory_tensors
 
     rollout, num_traj = cfg.rollout, cfg.batch_size // cfg.rollout
     if layout is None:
@@ -370,7 +370,8 @@ def main(argv=None) -> int:
     from sample_factory.model.model_utils import get_rnn_size
 
     from sf_kickstart.kickstart.loss import logit_splits
-    from sf_kickstart.sf.runner import KickstartLayout
+    from sf_kickstart.kickstart.schedules import KickstartSchedule
+    from sf_kickstart.sf.storage import KickstartLayout
     from sf_kickstart.suites.registry import prepare_env
     from sf_kickstart.teachers import TeacherRouting, TeacherSpec
     from sf_kickstart.envprobe import make_env_info
@@ -398,6 +399,8 @@ def main(argv=None) -> int:
             num_logits=num_logits,
             specs=specs,
             routing=TeacherRouting.of(specs, list(tasks)),
+            schedule=KickstartSchedule.from_cfg(cfg),
+            splits=logit_splits(info.action_space),
         )
     samples = real_observations(cfg, num_envs=2 * len(tasks), steps=8)
 

@@ -52,7 +52,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sf_kickstart.paths import REPO_ROOT as REPO
+from sf_kickstart.processes import python_env
 FPS_LINE = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)\]\[\d+\] Fps is .*Total num frames: (\d+)")
 SAMPLE_EVERY_S = 0.25
 
@@ -177,7 +178,7 @@ def measure(cmd: List[str], cwd: str, log_path: str, warmup_s: float, seconds: f
     """Run `cmd` until frames have been counted for `seconds` (and at least `min_frames` of them) after `warmup_s`,
     then stop it with SIGINT (the run's start-up time varies a lot on a loaded machine, so its length is not left to
     --train_for_seconds)."""
-    env = dict(os.environ, PYTHONPATH=cwd + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = python_env(cwd)  # the tree measured first on PYTHONPATH
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_default_sigint

@@ -22,9 +22,9 @@ import time
 from typing import Dict, List
 
 from sf_kickstart import tags
-from sf_kickstart.experiments import latest_checkpoint, run_train
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sf_kickstart.experiments import latest_checkpoint
+from sf_kickstart.paths import REPO_ROOT
+from sf_kickstart.processes import run_train
 
 
 def run(module: str, args: List[str], log_path: str) -> Dict[str, float]:
@@ -55,8 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher_frames", type=int, default=100_000)
     ap.add_argument("--frames", type=int, default=20_000, help="per member")
     ap.add_argument("--interval", type=int, default=5_000, help="PBT perturbation interval (frames)")
-    ap.add_argument("--train_dir", default=os.path.join(REPO, "bench_out", "tune_vs_inprocess"))
-    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "tune_vs_inprocess_cpu.md"))
+    ap.add_argument("--train_dir", default=os.path.join(REPO_ROOT, "bench_out", "tune_vs_inprocess"))
+    ap.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results", "tune_vs_inprocess_cpu.md"))
     a = ap.parse_args(argv)
     os.makedirs(a.train_dir, exist_ok=True)
     common = [f"--env={a.env}", f"--train_dir={a.train_dir}", "--num_envs_per_worker=4", "--batch_size=512",
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     rows["Ray Tune PBT"] = tune
 
     from sf_kickstart.report import load_experiment
-    from sf_kickstart.populations.tune.population import load_population
+    from sf_kickstart.report.population import load_population
 
     rows["SF in-process PBT"]["scores"] = final_scores(load_experiment(os.path.join(a.train_dir, "inprocess")), tags.SUITE_SCORE)
     rows["Ray Tune PBT"]["scores"] = final_scores(load_population(os.path.join(a.train_dir, "tune")), tags.SUITE_SCORE)

@@ -38,6 +38,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from sample_factory.launcher.run_description import Experiment, RunDescription
 
+from sf_kickstart.errors import UserError
+from sf_kickstart.experiments import CHECKPOINT_PREFIXES, checkpoint_paths, format_frames
+
 BUDGET_ENV = "SF_KICKSTART_BUDGET"
 EXTRA_ARGS_ENV = "SF_KICKSTART_EXTRA_ARGS"
 TEACHER_ENV = "SF_KICKSTART_TEACHER"
@@ -54,8 +57,8 @@ TEACHER_METHOD = "small_scratch"
 TEACHER_SEED = 0
 
 
-class LauncherError(ValueError):
-    pass
+class LauncherError(UserError):
+    """A budget, method list or extra flag the launcher cannot use (raised when Sample Factory imports the run)."""
 
 
 @dataclass(frozen=True)
@@ -177,8 +180,6 @@ def extra_args(value: Optional[str] = None) -> List[str]:
 
 def frames_label(frames: float) -> str:
     """250000 -> '250k', 2000000 -> '2M', 2500000 -> '2.5M' (used in method names)."""
-    from sf_kickstart.experiments import format_frames
-
     return format_frames(frames, digits=None)
 
 
@@ -248,8 +249,7 @@ def teacher_path(train_dir: str, suffix: str) -> str:
 
 
 def has_checkpoint(exp_dir: str, policy: int = 0) -> bool:
-    ckpt_dir = join(exp_dir, f"checkpoint_p{policy}")
-    return os.path.isdir(ckpt_dir) and any(f.endswith(".pth") for f in os.listdir(ckpt_dir))
+    return any(checkpoint_paths(exp_dir, policy, kind) for kind in CHECKPOINT_PREFIXES)
 
 
 class PlaceholderRunDescription(RunDescription):

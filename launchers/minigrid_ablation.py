@@ -57,6 +57,9 @@ from launchers.common import (
     teacher_path,
     train_cmd,
 )
+from sf_kickstart import tags
+from sf_kickstart.events import scalar_points
+from sf_kickstart.suites.minigrid import TASK_NAMES
 
 ABLATION_RUN = "minigrid_ablation"
 TEACHER = "{TEACHER}"  # placeholders in the commands, resolved by PlaceholderRunDescription
@@ -80,10 +83,6 @@ def _resolve_teacher(train_dir: str, suffix: str) -> str:
 
 def final_task_scores(exp_dir: str) -> Dict[str, float]:
     """A run's last per-task scores on the suite-score scale (min(100, normalised)) from its summaries."""
-    from sf_kickstart import tags
-    from sf_kickstart.experiments import scalar_points
-    from sf_kickstart.suites.minigrid import TASK_NAMES
-
     out = {}
     for task in TASK_NAMES:
         points = scalar_points(exp_dir, tags.task_normalized(task))

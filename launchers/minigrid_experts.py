@@ -31,13 +31,13 @@ import yaml
 from sample_factory.launcher.run_description import RunDescription
 
 from launchers.common import SMALL_PRESET, NamedRuns, experiment_path, get_budget, run_name, train_cmd
+from sf_kickstart.paths import CFG_DIR
 from sf_kickstart.suites.minigrid import ENV_PREFIX, HARD_SIBLINGS, TASK_NAMES
 
 EXPERTS_RUN = "minigrid_experts"
 EXPERTS_BASE = "experts"
 EXPERT_SEED = 0
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAP_FILE = os.path.join(REPO, "cfg", "teachers", "minigrid_experts.yaml")
+MAP_FILE = os.path.join(CFG_DIR, "teachers", "minigrid_experts.yaml")
 
 #: tasks that get their own expert: every task that is not the hard sibling of another
 EXPERT_TASKS: List[str] = [t for t in TASK_NAMES if t not in HARD_SIBLINGS]

@@ -3,8 +3,10 @@ deep in its sampler (an IndexError). Checked once, in the main process, before a
 
 from __future__ import annotations
 
+from sf_kickstart.errors import UserError
 
-class DeviceError(ValueError):
+
+class DeviceError(UserError):
     pass
 
 

@@ -13,9 +13,11 @@ from sample_factory.algo.utils.env_info import extract_env_info
 from sample_factory.algo.utils.make_env import make_env_func_batched
 from sample_factory.utils.attr_dict import AttrDict
 
+from sf_kickstart.errors import UserError
 
-class EnvCreationError(RuntimeError):
-    pass
+
+class EnvCreationError(UserError):
+    """The student's env cannot be created in a fresh process (as SF's workers will make it), or not in time."""
 
 
 def make_env_info(cfg):

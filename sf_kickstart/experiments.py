@@ -5,9 +5,10 @@
     <train_dir>/<experiment>/.summary/<policy>/events.out.tfevents.*
 
 One resolver for an experiment given by path, by name under a train_dir, or as `zoo:NAME` / `hf://user/repo`
-(`sf_kickstart.zoo`: shipped and downloaded experiments), one finder of a policy's checkpoints,
-one checkpoint loader (`weights_only=False`: SF checkpoints hold numpy scalars, torch>=2.6 changed the default) with
-its one error, used by teachers, the learner, the entry point, the report and the tests.
+(`sources`: shipped experiments, `hub`: downloaded ones), one finder of a policy's checkpoints and one parser of their
+names, one finder of experiment dirs under a root, one config reader, used by teachers, the learner, the entry
+points, the report, the populations and the tests (checkpoints are loaded by `checkpoints`, the one loader).
+Ground floor: imports `errors`, `sources`, `hub`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,11 @@ from __future__ import annotations
 import glob
 import json
 import os
-from typing import Dict, List, Optional
+import re
+from typing import Callable, Dict, List, Optional, Sequence
 
-
-class ExperimentError(ValueError):
-    """An experiment directory, config or checkpoint that cannot be used."""
-
-
-class CheckpointLoadError(ExperimentError):
-    pass
+from sf_kickstart import hub, sources
+from sf_kickstart.errors import ExperimentError, Fail
 
 
 def experiment_dir_candidates(path: str, train_dir: Optional[str]) -> List[str]:
@@ -42,19 +39,41 @@ def find_experiment_dir(path: str, train_dir: Optional[str]) -> Optional[str]:
     return None
 
 
-def resolve_experiment_dir(path: str, train_dir: Optional[str]) -> str:
+def resolve_experiment_dir(path: str, train_dir: Optional[str], fail: Fail = ExperimentError) -> str:
     """The absolute experiment directory a user names: `zoo:NAME` (shipped), `hf://user/repo` (downloaded once
-    under train_dir), else `path` as given or under train_dir. ExperimentError when there is none."""
-    from sf_kickstart.sources import resolve_uri
-
-    resolved = resolve_uri(path, train_dir)
-    if resolved is not None:
-        return resolved
+    under train_dir), else `path` as given or under train_dir. `fail(message)` (an ExperimentError by default, e.g.
+    `errors.prefixed("Teacher", TeacherError)`) when there is none."""
+    if hub.is_hub_uri(path):
+        return hub.fetch(path, train_dir, fail)
+    if sources.is_zoo_uri(path):
+        return sources.shipped_dir(path, fail)
     found = find_experiment_dir(path, train_dir)
     if found is None:
         looked = ", ".join(os.path.abspath(c) for c in experiment_dir_candidates(path, train_dir))
-        raise ExperimentError(f"{path!r} does not exist (looked in: {looked})")
+        raise fail(f"{path!r} does not exist (looked in: {looked})")
     return found
+
+
+def find_dirs(roots: Sequence[str], holds: Callable[[str, List[str], List[str]], bool]) -> List[str]:
+    """Every directory under `roots` (any depth, sorted, hidden dirs skipped) for which `holds(dirpath, dirnames,
+    filenames)`; a match is not searched further (an experiment holds no experiments). Paths normalised, each real
+    directory once."""
+    found, seen = [], set()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            if holds(dirpath, dirnames, filenames):
+                if os.path.realpath(dirpath) not in seen:
+                    seen.add(os.path.realpath(dirpath))
+                    found.append(os.path.normpath(dirpath))
+                dirnames[:] = []
+                continue
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return found
+
+
+def experiment_dirs(root: str) -> List[str]:
+    """Experiment dirs (config.json + checkpoint_p0/) under root, any depth (train_dir/hub/<user>/<repo> too)."""
+    return find_dirs([root], lambda _, dirnames, filenames: "config.json" in filenames and "checkpoint_p0" in dirnames)
 
 
 CHECKPOINT_PREFIXES = dict(latest="checkpoint", best="best")  # --load_checkpoint_kind -> SF's file name prefix
@@ -88,34 +107,36 @@ def latest_checkpoint(exp_dir: str, policy: int = 0) -> Optional[str]:
     return paths[-1] if paths else None
 
 
-def load_checkpoint(path: str, device="cpu", hint: str = "") -> Dict:
-    """An SF checkpoint dict; CheckpointLoadError (with `hint` appended) when it cannot be read or is not one."""
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the file is unusable
-        raise CheckpointLoadError(f"Checkpoint {path!r} could not be loaded ({type(exc).__name__}: {exc}){hint}") from exc
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointLoadError(f"Checkpoint {path!r} is not a Sample Factory checkpoint (no 'model' state dict){hint}")
-    return ckpt
+_CHECKPOINT_NAME = re.compile(r"^(?:checkpoint|best)_(\d+)_(\d+)(?:_.+)?\.pth$")
 
 
-def read_config(exp_dir: str, required: bool = False) -> Optional[Dict]:
-    """config.json as a dict; None when absent (ExperimentError when `required`); ExperimentError when unreadable or
-    not a JSON object."""
+def checkpoint_frames(path: Optional[str]) -> Optional[int]:
+    """Env frames of a checkpoint, from its name (SF: `checkpoint_<train step>_<env steps>.pth`,
+    `best_<train step>_<env steps>_<metric>_<value>.pth`); None for another name."""
+    m = _CHECKPOINT_NAME.match(os.path.basename(path)) if path else None
+    return int(m.group(2)) if m else None
+
+
+def trained_frames(exp_dir: str, policy: int = 0) -> Optional[int]:
+    """Env frames of the policy's latest checkpoint, from its name; None without one."""
+    return checkpoint_frames(latest_checkpoint(exp_dir, policy))
+
+
+def read_config(exp_dir: str, required: bool = False, fail: Fail = ExperimentError) -> Optional[Dict]:
+    """config.json as a dict; None when absent (`fail(message)`, an ExperimentError by default, when `required`);
+    `fail(message)` when unreadable or not a JSON object."""
     path = os.path.join(exp_dir, "config.json")
     if not os.path.isfile(path):
         if required:
-            raise ExperimentError(f"{exp_dir!r} has no config.json: not a Sample Factory experiment directory")
+            raise fail(f"{exp_dir!r} has no config.json: not a Sample Factory experiment directory")
         return None
     try:
         with open(path) as f:
             cfg = json.load(f)
     except (ValueError, OSError) as exc:
-        raise ExperimentError(f"config {path!r} is not valid JSON: {exc}") from exc
+        raise fail(f"config {path!r} is not valid JSON: {exc}") from exc
     if not isinstance(cfg, dict):
-        raise ExperimentError(f"config {path!r} is not a JSON object")
+        raise fail(f"config {path!r} is not a JSON object")
     return cfg
 
 
@@ -128,35 +149,3 @@ def format_frames(frames: Optional[float], digits: Optional[int] = 3) -> str:
         if abs(frames) >= div:
             return f"{frames / div:{spec}}{unit}"
     return f"{frames:.0f}" if digits is not None else f"{frames:g}"
-
-
-def scalar_points(exp_dir: str, tag: str, policy: int = 0) -> List[tuple]:
-    """[(step, value)] of one tensorboard tag of a policy (tensorboard's own reader), [] when the tag is absent."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    ea = EventAccumulator(os.path.join(exp_dir, ".summary", str(policy)), size_guidance={"scalars": 0})
-    ea.Reload()
-    if tag not in ea.Tags()["scalars"]:
-        return []
-    return [(e.step, e.value) for e in ea.Scalars(tag)]
-
-
-def run_train(args: List[str], log_path: Optional[str] = None, timeout: Optional[float] = None,
-              module: str = "sf_kickstart.train", check: bool = False):
-    """`python -m sf_kickstart.train ARGS` in a subprocess from the repository root (the repo on PYTHONPATH).
-    log_path: stdout and stderr go there, else they are captured. check: RuntimeError on a non-zero exit."""
-    import subprocess
-    import sys
-
-    from sf_kickstart.paths import REPO_ROOT as repo
-
-    env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", module, *args]
-    if log_path is None:
-        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
-    else:
-        with open(log_path, "w") as log:
-            proc = subprocess.run(cmd, cwd=repo, env=env, stdout=log, stderr=log, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"training failed (rc={proc.returncode})" + (f", see {log_path}" if log_path else ""))
-    return proc

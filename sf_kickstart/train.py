@@ -15,8 +15,10 @@ from sample_factory.algo.utils.misc import ExperimentStatus
 from sf_kickstart.agents import periodic_eval
 from sf_kickstart.sf import progress
 from sf_kickstart.sf.observers import AdaptiveLambda
-from sf_kickstart.sf.runner import KickstartLayout, KickstartRunner
-from sf_kickstart.sf.setup import USER_ERRORS, PresetError, prepare
+from sf_kickstart.sf.runner import KickstartRunner
+from sf_kickstart.sf.storage import KickstartLayout
+from sf_kickstart.errors import UserError, exit_status
+from sf_kickstart.sf.setup import prepare
 from sf_kickstart.suites.registry import Suite
 
 
@@ -39,9 +41,8 @@ def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> Kicksta
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         cfg, layout, suite = prepare(argv)
-    except (PresetError, *USER_ERRORS) as exc:
-        print(f"sf_kickstart: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return exit_status(exc)
     runner = make_runner(cfg, layout, suite)
     status = runner.init()
     if status != ExperimentStatus.SUCCESS:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from typing import Dict, List
 
 import torch
 
-from sf_kickstart import experiments
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sf_kickstart import checkpoints, events, experiments, processes
+from sf_kickstart.paths import REPO_ROOT as REPO  # noqa: F401 - tests import it from here
 
 # tiny, fast APPO settings shared by every e2e run (2 workers x 4 envs, one 256-step minibatch per batch)
 FAST = [
@@ -32,7 +30,7 @@ FAST = [
 
 
 def run_train(args: List[str], timeout: int = 300, module: str = "sf_kickstart.train") -> subprocess.CompletedProcess:
-    return experiments.run_train(args, timeout=timeout, module=module)
+    return processes.run_train(args, timeout=timeout, module=module)
 
 
 PLAIN_SF_TRAIN = """
@@ -49,19 +47,16 @@ sys.exit(run_rl(parse_full_cfg(parser, sys.argv[1:])))
 
 def run_plain_sample_factory(args: List[str], timeout: int = 300) -> subprocess.CompletedProcess:
     """Train with Sample Factory's own runner and learner (not ours): only our env registration is used."""
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, "-c", PLAIN_SF_TRAIN, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return processes.run_python(["-c", PLAIN_SF_TRAIN, *args], timeout=timeout)
 
 
 def latest_checkpoint(exp_dir: str, policy: int = 0) -> Dict:
     path = experiments.latest_checkpoint(exp_dir, policy)
     assert path, f"no checkpoint in {exp_dir}"
-    return experiments.load_checkpoint(path)
+    return checkpoints.load_checkpoint(path)
 
 
-scalars = experiments.scalar_points
+scalars = events.scalar_points
 
 
 def describe(proc: subprocess.CompletedProcess) -> str:
@@ -98,17 +93,7 @@ def make_teacher_dir(
 # ------------------------------------------------------------------------------------------------ live runs (faults)
 def start_train(args: List[str], log_path: str, extra_env: Dict[str, str] = None) -> subprocess.Popen:
     """`python -m sf_kickstart.train` in the background, stdout and stderr into log_path (no pipe to fill up)."""
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.update(extra_env or {})
-    with open(log_path, "w") as log_file:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sf_kickstart.train", *args],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_default_sigint,
-        )
+    return processes.start_train(args, log_path, extra_env=extra_env, preexec_fn=_default_sigint)
 
 
 def _default_sigint() -> None:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.e2e_utils import FAST, describe, make_teacher_dir, run_train
 
+pytestmark = pytest.mark.e2e  # every test runs `python -m sf_kickstart.train`
+
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
@@ -158,7 +160,8 @@ def test_teacher_with_a_nan_weight_is_one_clear_error_before_workers_start(tmp_p
     the student's weights and its checkpoints NaN: it is rejected up front, naming the bad tensor."""
     import torch
 
-    from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
+    from sf_kickstart.checkpoints import load_checkpoint
+    from sf_kickstart.experiments import latest_checkpoint
 
     t = _copy(tmp_path, teacher, "nan_teacher")
     path = latest_checkpoint(str(t))

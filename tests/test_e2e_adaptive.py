@@ -46,8 +46,6 @@ def _args(tmp_path, teacher_flag, steps):
 def test_adaptive_lambda_reaches_zero_once_the_student_matches_the_teacher(tmp_path, source):
     teacher = _teacher(tmp_path)
     if source == "cache":
-        if not HAS_EVALUATE:
-            pytest.skip("sf_kickstart.evaluate (the evaluation cache reader) is not on this branch")
         _write_cache(teacher, {ENV: TEACHER_SCORE})
         flag = f"--teacher={teacher}"
     else:

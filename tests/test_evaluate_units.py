@@ -6,21 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-
-from tests.e2e_utils import REPO
 
 from sf_kickstart import hub
 from sf_kickstart.agents import evaluate
 from sf_kickstart.agents.evaluate import episode_seed, read_task_scores, summarize, verdict
 from sf_kickstart.sf.progress import Progress
 from sf_kickstart.suites import minigrid
-from sf_kickstart.experiments import ExperimentError
+from sf_kickstart.errors import ExperimentError
+from sf_kickstart.processes import run_train
 from sf_kickstart.teachers import TeacherError, resolve_experiment_dir
 from sf_kickstart.sources import ZOO_DIR, shipped
 
@@ -28,9 +25,7 @@ ZOO_TEACHER = os.path.join(ZOO_DIR, "minigrid_suite_small")
 
 
 def run_module(module, args, extra_env=None):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **(extra_env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return run_train(args, timeout=300, module=module, extra_env=extra_env)
 
 
 def one_error_line(r) -> str:
@@ -136,6 +131,7 @@ def test_device_gpu_without_cuda_is_one_error_before_workers(monkeypatch):
     check_device("cpu")
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_train_with_device_gpu_on_a_cpu_machine_exits_2():
     line = one_error_line(run_module("sf_kickstart.train", ["--env=minigrid_suite", "--experiment=x",
@@ -193,6 +189,7 @@ def test_hf_teacher_is_downloaded_once_with_what_a_teacher_needs(tmp_path, monke
     assert read_task_scores(local) == read_task_scores(ZOO_TEACHER)
 
 
+@pytest.mark.e2e
 def test_hf_teacher_offline_is_one_error_naming_the_repo(tmp_path):
     line = one_error_line(run_module(
         "sf_kickstart.train",
@@ -208,6 +205,7 @@ def test_hf_teacher_offline_is_one_error_naming_the_repo(tmp_path):
 # ------------------------------------------------------------------------------------------------ bad input
 
 
+@pytest.mark.e2e
 def test_evaluate_and_enjoy_on_a_missing_experiment(tmp_path):
     line = one_error_line(run_module("sf_kickstart.evaluate", ["nope", f"--train_dir={tmp_path}"]))
     assert "'nope' does not exist" in line
@@ -215,6 +213,7 @@ def test_evaluate_and_enjoy_on_a_missing_experiment(tmp_path):
     assert "'nope' does not exist" in line
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("checkpoint, message", [(None, "no latest checkpoint"), (b"not a checkpoint", "could not be loaded")])
 def test_evaluate_and_enjoy_without_a_usable_checkpoint(tmp_path, checkpoint, message):
     exp = tmp_path / "broken"
@@ -228,6 +227,7 @@ def test_evaluate_and_enjoy_without_a_usable_checkpoint(tmp_path, checkpoint, me
         assert message in line, line
 
 
+@pytest.mark.e2e
 def test_evaluate_a_checkpoint_that_does_not_fit_its_env(tmp_path):
     exp = tmp_path / "mismatch"
     shutil.copytree(ZOO_TEACHER, exp)
@@ -238,15 +238,18 @@ def test_evaluate_a_checkpoint_that_does_not_fit_its_env(tmp_path):
     assert "cannot be played" in line and "does not fit" in line
 
 
+@pytest.mark.e2e
 def test_enjoy_load_checkpoint_kind_best_plays_the_best_checkpoint(tmp_path):
     """--load_checkpoint_kind=best: SF's `best_*.pth` is played (not the newer latest); without one, one error."""
     import torch
+
+    from sf_kickstart.checkpoints import load_checkpoint
 
     exp = tmp_path / "with_best"
     shutil.copytree(ZOO_TEACHER, exp)
     ckpt_dir = exp / "checkpoint_p0"
     latest = sorted(ckpt_dir.glob("checkpoint_*.pth"))[-1]
-    state = torch.load(latest, map_location="cpu", weights_only=False)
+    state = load_checkpoint(str(latest))
     state["env_steps"] = 12345  # tells the best checkpoint apart from the latest
     torch.save(state, ckpt_dir / "best_000000003_12345_reward_0.500.pth")
     args = ["--experiment=with_best", f"--train_dir={tmp_path}", "--no_render", "--max_num_frames=40"]

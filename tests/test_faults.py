@@ -21,7 +21,8 @@ import psutil
 import pytest
 import torch
 
-from sf_kickstart.experiments import checkpoint_paths, load_checkpoint
+from sf_kickstart.checkpoints import load_checkpoint
+from sf_kickstart.experiments import checkpoint_paths
 from tests.e2e_utils import (
     FAST,
     REPO,
@@ -226,7 +227,7 @@ def test_nonfinite_minibatches_are_skipped_counted_and_k_in_a_row_stop_the_run(t
     import re
 
     from sf_kickstart import tags
-    from sf_kickstart.sf.nonfinite import first_nonfinite
+    from sf_kickstart.sf.fixes.nonfinite import first_nonfinite
 
     exp = str(tmp_path / "nan_loss")
     log_path = str(tmp_path / "run.log")

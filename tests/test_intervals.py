@@ -1,9 +1,10 @@
-"""The report's 95 % bootstrap intervals, checked against a by-hand numpy computation."""
+"""The one bootstrap (sf_kickstart.stats: the report's and the evaluation's intervals), checked against a by-hand
+numpy computation."""
 
 import numpy as np
 import pytest
 
-from sf_kickstart.report import intervals
+from sf_kickstart import stats as intervals
 from sf_kickstart.report.analysis import Stat
 
 

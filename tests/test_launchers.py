@@ -20,9 +20,9 @@ from sf_kickstart.report import parse_experiment_name
 from sf_kickstart.kickstart.schedules import KickstartSchedule
 from sf_kickstart.suites.minigrid import HARD_SIBLINGS, TASK_NAMES
 from sf_kickstart.teachers import parse_teacher_map
+from sf_kickstart.paths import REPO_ROOT as REPO
 from sf_kickstart.sf.setup import parse_args
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = {"teachers": minigrid_teachers, "ablation": minigrid_ablation, "experts": minigrid_experts}
 TEMPLATE = os.path.join(REPO, "launchers", "slurm_template.sh")
 

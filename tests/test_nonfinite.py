@@ -8,8 +8,9 @@ import os
 import pytest
 import torch
 
-from sf_kickstart.experiments import checkpoint_paths, load_checkpoint
-from sf_kickstart.sf.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
+from sf_kickstart.checkpoints import load_checkpoint
+from sf_kickstart.experiments import checkpoint_paths
+from sf_kickstart.sf.fixes.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
 
 NAN = float("nan")
 
@@ -56,7 +57,7 @@ def learner(tmp_path):
     from sample_factory.algo.utils.model_sharing import ParameterServer
     from sample_factory.utils.attr_dict import AttrDict
 
-    from sf_kickstart.sf.learner import FixedLearner
+    from sf_kickstart.sf.fixes.learner import FixedLearner
     from sf_kickstart.envprobe import make_env_info
     from sf_kickstart.sf.setup import parse_args
 
@@ -74,7 +75,7 @@ def _step(learner, terms) -> bool:
     before = [p.detach().clone() for p in learner.actor_critic.parameters()]
     for p in learner.actor_critic.parameters():
         p.grad = torch.full_like(p, 0.01)
-    learner._loss_terms = terms
+    learner.loss_terms = terms
     learner.optimizer.step()
     learner.train_step += 1
     return any(not torch.equal(a, p) for a, p in zip(before, learner.actor_critic.parameters()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 
 import pytest
@@ -12,23 +11,29 @@ from tests.e2e_utils import FAST, describe, make_teacher_dir, run_train, scalars
 
 
 class _FakeRunner:
+    """What PBT reads of SF's runner at construction and in on_init: the event loop and the env's reward shaping."""
+
     def __init__(self):
+        from types import SimpleNamespace
+
         from signal_slot.signal_slot import EventLoop
 
         self.event_loop = EventLoop("test_loop")
+        self.env_info = SimpleNamespace(reward_shaping_scheme=None)
         self.env_steps = {}
         self.writers = {}
 
 
-def _pbt(num_policies=3, mutation_rate=1.0, zero_below=1e-3):
+def _pbt(num_policies=3, mutation_rate=1.0, zero_below=1e-3, train_dir="/nonexistent/sf_kickstart_test_pbt"):
     from sample_factory.utils.attr_dict import AttrDict
 
     from sf_kickstart.populations.pbt import KickstartPBT
-    from sf_kickstart.sf.runner import KickstartLayout
+    from sf_kickstart.sf.storage import KickstartLayout
     from sf_kickstart.teachers import TeacherSpec
     from sf_kickstart.sf.setup import parse_args
 
-    cfg, _ = parse_args(["--env=minigrid_suite", "--experiment=x", f"--num_policies={num_policies}", "--with_pbt=True"])
+    cfg, _ = parse_args(["--env=minigrid_suite", "--experiment=x", f"--train_dir={train_dir}",
+                         f"--num_policies={num_policies}", "--with_pbt=True"])
     cfg = AttrDict(vars(cfg))
     cfg.pbt_mutation_rate = mutation_rate
     cfg.kickstart_pbt_zero_below = zero_below
@@ -59,17 +64,25 @@ def test_explore_is_the_papers_perturb_or_resample():
     assert pbt._explore(0.0, 1.0, 0.0) == 0.0  # 0 stays 0 under multiplication
 
 
-def test_initial_population_is_resampled_except_member_zero():
+def test_initial_population_is_resampled_except_member_zero_and_a_restarted_one_is_kept(tmp_path):
+    """KickstartPBT.on_init itself (over SF's): a fresh population gets α and ρ_i, member 0 at the flags' values,
+    every other member at a resample; what was drawn is saved to policy_XX_cfg.json and a restarted run reads it back."""
     random.seed(3)
-    pbt, cfg = _pbt(num_policies=4)
-    pbt.policy_cfg = {p: {} for p in range(4)}
-    for policy_id in range(4):  # what on_init does for a fresh population
-        pcfg = pbt.policy_cfg[policy_id]
-        pcfg["kickstart_lambda"], pcfg["kickstart_rho"] = float(cfg.kickstart_lambda), dict(pbt.initial_rho)
-        if policy_id > 0:
-            pbt._perturb_kickstart(pcfg, resample_prob=1.0)
+    pbt, cfg = _pbt(num_policies=4, train_dir=tmp_path)
+    pbt.on_init(pbt.runner)
     lambdas = [pbt.policy_cfg[p]["kickstart_lambda"] for p in range(4)]
-    assert lambdas[0] == 1.0 and len(set(lambdas)) == 4 and all(0.0 <= v <= 2.0 for v in lambdas)
+    rhos = [pbt.policy_cfg[p]["kickstart_rho"] for p in range(4)]
+    assert lambdas[0] == float(cfg.kickstart_lambda) and rhos[0] == {"a": 1.0, "b": 0.5}
+    assert len(set(lambdas)) == 4 and all(0.0 <= v <= 2.0 * cfg.kickstart_lambda for v in lambdas)
+    assert all(r != rhos[0] for r in rhos[1:]) and all(0.0 <= r["a"] <= 2.0 and 0.0 <= r["b"] <= 1.0 for r in rhos)
+    assert pbt.policy_cfg[0]["learning_rate"] == cfg.learning_rate  # SF's own keys: SF's rule, member 0 unmutated
+    saved = [json.loads((tmp_path / "x" / f"policy_{p:02d}_cfg.json").read_text()) for p in range(4)]
+    assert saved == pbt.policy_cfg
+
+    random.seed(4)  # other draws: a restarted population must not make any
+    restarted, _ = _pbt(num_policies=4, train_dir=tmp_path)
+    restarted.on_init(restarted.runner)
+    assert restarted.policy_cfg == saved
 
 
 def test_values_stay_nonnegative_and_can_reach_zero():

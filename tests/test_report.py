@@ -22,6 +22,7 @@ import pytest
 from tensorboardX import SummaryWriter
 
 from sf_kickstart import report
+from sf_kickstart.report import cli
 from sf_kickstart.report import Options, analyse, load_experiments, parse_experiment_name
 
 STEPS = [1000 * k for k in range(11)]
@@ -203,7 +204,7 @@ def test_lambda_tags_diagnostics_and_exploits(analysis):
 
 def test_main_writes_every_table_and_plot(train_dir, tmp_path, capsys):
     out = str(tmp_path / "rep")
-    assert report.main([train_dir, "--out", out, "--thresholds", "80"]) == 0
+    assert cli.main([train_dir, "--out", out, "--thresholds", "80"]) == 0
     files = sorted(os.listdir(out))
     assert files == ["lambda.png", "lambda_tasks.png", "learning_curves.png", "pbt_lambda.png", "report.md"]
     for f in files:
@@ -262,33 +263,33 @@ def test_metric_fallback_and_override(train_dir):
 
 
 def test_missing_dir(tmp_path, capsys):
-    assert report.main([str(tmp_path / "nope")]) == 2
+    assert cli.main([str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
 
 
 def test_empty_and_unrelated_dirs(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert report.main([str(tmp_path / "empty")]) == 1
+    assert cli.main([str(tmp_path / "empty")]) == 1
     assert "no Sample Factory experiment" in capsys.readouterr().err
     (tmp_path / "other" / "sub").mkdir(parents=True)
     (tmp_path / "other" / "sub" / "notes.txt").write_text("hello")
-    assert report.main([str(tmp_path / "other")]) == 1
+    assert cli.main([str(tmp_path / "other")]) == 1
     assert "no Sample Factory experiment" in capsys.readouterr().err
     assert not (tmp_path / "other" / "report").exists()
 
 
 def test_no_metric_and_no_kickstart_tags(tmp_path, capsys):
     make_exp(str(tmp_path), "td", "plain_seed0", 0, {0: ({"train/loss": lambda k: 1.0}, STEPS)})
-    assert report.main([str(tmp_path / "td")]) == 1
+    assert cli.main([str(tmp_path / "td")]) == 1
     err = capsys.readouterr().err
     assert "nothing to report" in err and "train/loss" in err
-    assert report.main([str(tmp_path / "td"), "--metric", "suite/scor"]) == 1
+    assert cli.main([str(tmp_path / "td"), "--metric", "suite/scor"]) == 1
     assert "no run has `suite/scor`" in capsys.readouterr().err
 
 
 def test_experiment_without_events(tmp_path, capsys):
     os.makedirs(tmp_path / "td" / "exp" / ".summary" / "0")
-    assert report.main([str(tmp_path / "td")]) == 1
+    assert cli.main([str(tmp_path / "td")]) == 1
     assert "no scalar summaries in any event file" in capsys.readouterr().err
 
 
@@ -300,7 +301,7 @@ def test_partial_data_is_reported_with_notes(tmp_path, capsys):
     os.makedirs(corrupt)
     (corrupt / "events.out.tfevents.123.host").write_bytes(b"\x00garbage" * 20)
     out = str(tmp_path / "out")
-    assert report.main([root + "/td", "--out", out, "--metric", "suite/score"]) == 0
+    assert cli.main([root + "/td", "--out", out, "--metric", "suite/score"]) == 0
     md = open(os.path.join(out, "report.md")).read()
     assert "## Table 1" in md and "lambda.png" in md
     assert "no `suite/score` in ks_seed0" in md

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from sf_kickstart import report
+from sf_kickstart.report import cli
 from tests.e2e_utils import FAST, describe, run_train
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +39,7 @@ def train_root(tmp_path_factory):
 
 def test_report_on_a_real_run_produces_every_table_and_plot(train_root, tmp_path):
     out = tmp_path / "report"
-    rc = report.main([str(train_root / "minigrid_teachers"), str(train_root / "minigrid_ablation"), f"--out={out}",
+    rc = cli.main([str(train_root / "minigrid_teachers"), str(train_root / "minigrid_ablation"), f"--out={out}",
                       "--baseline=large_scratch"])
     assert rc == 0
     text = (out / "report.md").read_text()

@@ -21,6 +21,7 @@ from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
 from sample_factory.utils.attr_dict import AttrDict
 from sample_factory.utils.utils import is_module_available
 
+from sf_kickstart.paths import CFG_DIR, REPO_ROOT
 from sf_kickstart.suites import atari, dmlab30, registry
 from sf_kickstart.suites import gym as gym_suite
 from sf_kickstart.suites import vizdoom
@@ -315,7 +316,7 @@ def test_presets_are_valid_flags_with_the_papers_networks(name, env, num_convs):
 
     from sample_factory.model.encoder import make_img_encoder
 
-    preset = yaml.safe_load((pathlib.Path(__file__).parents[1] / "cfg" / f"{name}.yaml").read_text())
+    preset = yaml.safe_load((pathlib.Path(CFG_DIR) / f"{name}.yaml").read_text())
     assert preset["env"] == env
     cfg = make_cfg(env, *_preset_argv(preset), suite=registry.suite_for_env(env))  # unknown flag: SystemExit
     for key, value in preset.items():
@@ -337,7 +338,7 @@ def test_dmlab_module_does_not_import_the_simulator():
         "assert 'sf_examples.dmlab.train_dmlab' not in sys.modules; "
         "assert 'sf_examples.dmlab.dmlab_env' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 
 
 def test_atari_suite_score_is_trimmed_by_the_report_like_every_suite():

@@ -4,6 +4,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from sf_kickstart.checkpoints import load_checkpoint
 from sf_kickstart.suites import minigrid
 from sf_kickstart.teachers import (
     FrozenTeacher,
@@ -26,7 +27,7 @@ def teacher_dirs(tmp_path_factory):
         import glob
 
         path = glob.glob(f"{d}/checkpoint_p0/*.pth")[0]
-        ckpt = torch.load(path, weights_only=False)
+        ckpt = load_checkpoint(path)
         for k, v in ckpt["model"].items():
             if k.endswith("running_mean"):
                 ckpt["model"][k] = torch.rand_like(v) - 0.5

@@ -83,7 +83,7 @@ def test_unknown_hyperparameters_are_rejected():
 
 
 def test_checkpoint_state_writes_lr_and_kickstart_weights(tmp_path):
-    from sf_kickstart.experiments import load_checkpoint
+    from sf_kickstart.checkpoints import load_checkpoint
     from sf_kickstart.kickstart.schedules import KickstartSchedule
     from sf_kickstart.populations.tune.state import checkpoint_state
     from sf_kickstart.kickstart.weights import KickstartWeights
@@ -126,6 +126,7 @@ def test_bad_input_fails_before_ray_starts(tmp_path, capsys, args, message):
     assert not (tmp_path / "bad").exists(), "the checks left a population or member dir behind"
 
 
+@pytest.mark.e2e
 def test_bad_input_exits_2_from_the_command_line(tmp_path):
     proc = run_train(["--env=CartPole-v1", "--experiment=bad", f"--train_dir={tmp_path}", "--train_for_env_steps=1000",
                       "--device=cpu", "--num_policies=2", "--teacher=nope"], module="sf_kickstart.tune", timeout=120)
@@ -140,7 +141,7 @@ def _progress(path):
 
 
 def _weights(path):
-    from sf_kickstart.experiments import load_checkpoint
+    from sf_kickstart.checkpoints import load_checkpoint
 
     model = load_checkpoint(path)["model"]
     return torch.cat([v.float().flatten() for k, v in model.items() if "normalizer" not in k])  # the parameters
@@ -148,14 +149,16 @@ def _weights(path):
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory):
-    """One real 2-member population (2 intervals of 1K frames, synchronous PBT: exactly one exploit), shared by the
+    """One real 2-member population (2 intervals of 2K frames, synchronous PBT: exactly one exploit), shared by the
     tests below: (train_dir, population root, the exploiting member, its source, the exploit's line of Tune's log)."""
     train_dir = tmp_path_factory.mktemp("tune_population")
     teacher = make_teacher_dir(str(train_dir / "teacher"))
     proc = run_train(
         [
             "--env=minigrid_DoorKey-5x5", "--experiment=pop", f"--train_dir={train_dir}", f"--teacher={teacher}",
-            "--num_policies=2", "--pbt_period_env_steps=1000", "--train_for_env_steps=2000",
+            # 2K frames: each member's first interval ends episodes (DoorKey-5x5: at most 250 steps, 4 envs) long
+            # before it stops, so both write suite/score and are ranked (an interval without a score never exploits)
+            "--num_policies=2", "--pbt_period_env_steps=2000", "--train_for_env_steps=4000",
             "--pbt_start_mutation=0", "--pbt_replace_fraction=0.5", "--pbt_mutation_rate=1.0",
             "--tune_resample_probability=0", "--tune_synch=True", "--num_cpus=2", "--tune_cpus_per_trial=1",
             "--num_workers=1", "--num_envs_per_worker=4", "--batch_size=256", "--rollout=32", "--recurrence=32",

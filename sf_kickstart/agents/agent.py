@@ -1,8 +1,9 @@
 """A Sample Factory experiment directory as a policy to play: what `evaluate`, `enjoy` and the periodic evaluation
 load. Everything goes through the project's one experiment layer (`sf_kickstart.experiments`: config, checkpoint
-finder, checkpoint loader) and its one model builder (`teachers.FrozenTeacher`: config.json -> SF's model factory,
-strict state dict), so every failure is one `AgentError` sentence: no config, no checkpoint, a file that does not
-load, or a checkpoint that does not fit the env it is asked to play."""
+finder), its one checkpoint loader (`sf_kickstart.checkpoints`) and its one model builder (`teachers.FrozenTeacher`:
+config.json -> SF's model factory, strict state dict), so every failure is one sentence, raised as what it is: no
+config, no checkpoint (`AgentError`), a file that does not load (the loader's `CheckpointLoadError`), or a checkpoint
+that does not fit the env it is asked to play (`AgentError`, through FrozenTeacher's `fail`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Optional
 
 from sample_factory.utils.attr_dict import AttrDict
 
-from sf_kickstart.experiments import CHECKPOINT_PREFIXES, ExperimentError, checkpoint_paths, read_config
+from sf_kickstart.checkpoints import load_verified
+from sf_kickstart.errors import Fail, UserError, prefixed
+from sf_kickstart.experiments import CHECKPOINT_PREFIXES, checkpoint_paths, read_config
 from sf_kickstart.suites.registry import SuiteError, prepare_env
-from sf_kickstart.teachers import FrozenTeacher, TeacherError, TeacherSpec
+from sf_kickstart.teachers import FrozenTeacher, TeacherFiles, TeacherSpec
 
 
-class AgentError(ValueError):
+class AgentError(UserError):
     """An experiment that cannot be played: missing, no checkpoint, corrupt, or not for this env."""
 
 
@@ -39,10 +42,7 @@ def experiment_cfg(exp_dir: str, what: Optional[str] = None, error=AgentError) -
     what = what or f"Experiment {exp_dir!r}"
     if not os.path.isdir(exp_dir):
         raise error(f"{what} does not exist (expected a Sample Factory experiment directory)")
-    try:
-        cfg = read_config(exp_dir, required=True)
-    except ExperimentError as exc:
-        raise error(f"{what}: {exc}") from exc
+    cfg = read_config(exp_dir, required=True, fail=prefixed(f"{what}:", error))
     if "env" not in cfg:
         raise error(f"{what}: config.json has no 'env'")
     try:
@@ -54,16 +54,25 @@ def experiment_cfg(exp_dir: str, what: Optional[str] = None, error=AgentError) -
 
 def load_agent(
     exp_dir: str, obs_space, action_space, policy: int = 0, kind: str = "latest", checkpoint: Optional[str] = None,
-    device: str = "cpu",
+    device: str = "cpu", trust=None,
 ) -> FrozenTeacher:
     """The experiment's model (eval mode, no gradients) from one checkpoint, built for `obs_space`/`action_space`.
-    `.model` is SF's actor-critic, `.cfg` its config, `.checkpoint_path`, `.env_steps`, `.rnn_size`."""
+    `.model` is SF's actor-critic, `.cfg` its config, `.checkpoint_path`, `.sha256`, `.env_steps`, `.rnn_size`.
+    `trust`: a --trust_checkpoint value; a checkpoint the safe loader refuses is its own CheckpointLoadError (its
+    message names the file and what to do)."""
     checkpoint = checkpoint or find_checkpoint(exp_dir, policy, kind)
     device = "cuda" if device == "gpu" else device  # SF's name for it
-    spec = TeacherSpec(path=os.path.abspath(exp_dir), policy=policy, checkpoint=checkpoint)
-    try:
-        return FrozenTeacher(spec, obs_space, action_space, device, fast=False)
-    except (TeacherError, ExperimentError) as exc:
-        detail = " ".join(str(exc).replace(f"Teacher {spec.name!r} ", "", 1).split())  # one line
+    spec = TeacherSpec(path=os.path.abspath(exp_dir), policy=policy, checkpoint=checkpoint, trust=trust)
+    files = TeacherFiles(spec, experiment_cfg(exp_dir), checkpoint, *load_verified(checkpoint, "cpu", trust=trust))
+    return FrozenTeacher(files, obs_space, action_space, device, fast=False, fail=unplayable(spec.name))
+
+
+def unplayable(name: str) -> Fail:
+    """How a model that cannot be built for the env it is asked to play is raised: one AgentError line."""
+
+    def fail(message: str) -> AgentError:
+        detail = " ".join(message.split())
         detail = detail if len(detail) < 600 else detail[:600] + " ..."
-        raise AgentError(f"Experiment {spec.name!r} cannot be played on this env: {detail}") from exc
+        return AgentError(f"Experiment {name!r} cannot be played on this env: {detail}")
+
+    return fail

@@ -17,15 +17,17 @@ Files (`--out`, default `<EXPERIMENT>/evaluation/`):
 and, next to every agent evaluated, its cache `<agent dir>/evaluation/scores_<policy>_p<policy_index>.json` (SCORES):
 
   {"format": "sf_kickstart.scores/1", "experiment": abs dir, "name", "env", "policy_index", "checkpoint": file name,
-   "env_steps", "policy": "greedy"|"sampled", "episodes", "seed",
+   "sha256": the checkpoint file's sha256 (the report shows 12 hex digits), "env_steps",
+   "policy": "greedy"|"sampled", "episodes", "seed",
    "score_kind": "capped_normalized" (a suite with normalised scores) | "mean_return" (anything else),
    "tasks": {task: {"returns": [per episode], "mean_return", "mean_return_ci": [lo, hi], "normalized",
                     "normalized_ci", "score", "score_ci"}},   # normalized* null without a normalisation
    "suite_score", "suite_score_ci"}
 
 `score` is a task's value on the suite-score scale: min(100, normalised score) for a suite (so the suite score is the
-mean of the tasks' scores), the mean raw return otherwise. A cache is reused when checkpoint, episodes, seed, policy
-and tasks match (`--force` re-plays). `read_task_scores(exp_dir)` is how other code reads a teacher's cached per-task
+mean of the tasks' scores), the mean raw return otherwise. A cache is reused when checkpoint (name and sha256),
+episodes, seed, policy and tasks match (`--force` re-plays). Checkpoints load safely (`sf_kickstart.checkpoints`;
+`--trust_checkpoint`). `read_task_scores(exp_dir)` is how other code reads a teacher's cached per-task
 scores.
 """
 
@@ -47,16 +49,22 @@ from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
 from sample_factory.envs.create_env import create_env
 from sample_factory.utils.attr_dict import AttrDict
 
-from sf_kickstart.agents.agent import AgentError, experiment_cfg, load_agent
-from sf_kickstart.suites.registry import SuiteError, suite_for_env
-from sf_kickstart.teachers import TeacherError, TeacherRouting, teacher_specs_from_cfg
+from sf_kickstart import stats
+from sf_kickstart.agents.agent import experiment_cfg, load_agent
+from sf_kickstart.checkpoints import add_trust_arg
+from sf_kickstart.provenance import short_hash
+from sf_kickstart.device import check_device
+from sf_kickstart.errors import UserError, exit_status, prefixed
+from sf_kickstart.experiments import resolve_experiment_dir
+from sf_kickstart.suites.registry import suite_for_env
+from sf_kickstart.teachers import TeacherRouting, teacher_specs_from_cfg
 
 from sf_kickstart.evaluation_cache import EVAL_DIR, FORMAT, cache_path, read_scores, read_task_scores, write_json
 
 BOOTSTRAP = 2000
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     pass
 
 
@@ -155,16 +163,13 @@ def _progress_bar(total: int, desc: Optional[str]):
 
 
 def _ci(samples: np.ndarray) -> List[float]:
-    return [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))]
+    return [float(x) for x in stats.interval(samples)]
 
 
 def bootstrap_means(returns: Dict[str, Sequence[float]], seed: int = 0) -> Dict[str, np.ndarray]:
+    """Per task, BOOTSTRAP resampled means of its episodes' returns (one random stream over the tasks, in order)."""
     rng = np.random.default_rng(seed)
-    out = {}
-    for task, r in returns.items():
-        r = np.asarray(r, dtype=np.float64)
-        out[task] = r[rng.integers(0, len(r), (BOOTSTRAP, len(r)))].mean(axis=1)
-    return out
+    return {task: stats.resampled_means(np.asarray(r, dtype=np.float64), BOOTSTRAP, rng) for task, r in returns.items()}
 
 
 def summarize(env: str, returns: Dict[str, Sequence[float]], seed: int = 0) -> dict:
@@ -222,6 +227,7 @@ class Setup:
     device: str = "cpu"
     force: bool = False
     show_progress: bool = True
+    trust: Optional[str] = None  # --trust_checkpoint (sf_kickstart.checkpoints)
 
     def spaces(self):
         from sf_kickstart.envprobe import make_env_info
@@ -237,6 +243,7 @@ def _cache_matches(data: Optional[dict], agent, setup: Setup) -> bool:
     return (
         data is not None
         and data.get("checkpoint") == os.path.basename(agent.checkpoint_path)
+        and data.get("sha256", agent.sha256) == agent.sha256  # same name, other bytes: played again
         and data.get("episodes") == setup.episodes
         and data.get("seed") == setup.seed
         and data.get("env") == setup.env_cfg.env
@@ -247,7 +254,8 @@ def _cache_matches(data: Optional[dict], agent, setup: Setup) -> bool:
 def evaluate_agent(exp_dir: str, setup: Setup, spaces, policy_index: int = 0, checkpoint: Optional[str] = None,
                    name: Optional[str] = None, write_cache: bool = True) -> dict:
     """One agent's SCORES (module docstring), from its cache when it matches, else played and cached."""
-    agent = load_agent(exp_dir, *spaces, policy=policy_index, checkpoint=checkpoint, device=setup.device)
+    agent = load_agent(exp_dir, *spaces, policy=policy_index, checkpoint=checkpoint, device=setup.device,
+                       trust=setup.trust)
     name = name or os.path.basename(os.path.normpath(exp_dir))
     cached = read_scores(exp_dir, setup.policy, policy_index)
     if not setup.force and checkpoint is None and _cache_matches(cached, agent, setup):
@@ -259,7 +267,8 @@ def evaluate_agent(exp_dir: str, setup: Setup, spaces, policy_index: int = 0, ch
     )
     scores = dict(
         format=FORMAT, experiment=os.path.abspath(exp_dir), name=name, env=setup.env_cfg.env,
-        policy_index=policy_index, checkpoint=os.path.basename(agent.checkpoint_path), env_steps=agent.env_steps,
+        policy_index=policy_index, checkpoint=os.path.basename(agent.checkpoint_path), sha256=agent.sha256,
+        env_steps=agent.env_steps,
         policy=setup.policy, episodes=setup.episodes, seed=setup.seed,
         **summarize(setup.env_cfg.env, returns, setup.seed),
     )
@@ -271,17 +280,15 @@ def evaluate_agent(exp_dir: str, setup: Setup, spaces, policy_index: int = 0, ch
 def make_setup(exp_dir: str, opts) -> Setup:
     env_cfg = experiment_cfg(exp_dir)
     env_cfg.device = opts.device
-    try:
-        task_envs = suite_for_env(env_cfg.env).task_envs(env_cfg.env)
-    except SuiteError as exc:
-        raise EvaluationError(str(exc)) from exc
+    task_envs = suite_for_env(env_cfg.env).task_envs(env_cfg.env)
     return Setup(env_cfg, task_envs, opts.episodes, opts.seed, opts.policy, opts.envs_per_task, opts.device,
-                 opts.force, not opts.no_progress)
+                 opts.force, not opts.no_progress, opts.trust_checkpoint)
 
 
 def teacher_specs(exp_cfg: AttrDict, opts, train_dir: str) -> list:
     """The teachers to put next to the student: --teacher/--teachers given here, else the experiment's own."""
-    src = AttrDict(teacher=exp_cfg.get("teacher"), teachers=exp_cfg.get("teachers"), train_dir=train_dir)
+    src = AttrDict(teacher=exp_cfg.get("teacher"), teachers=exp_cfg.get("teachers"), train_dir=train_dir,
+                   trust_checkpoint=opts.trust_checkpoint)
     if opts.teacher or opts.teachers:
         src.teacher, src.teachers = opts.teacher, opts.teachers
     if opts.no_teachers:
@@ -305,10 +312,7 @@ def evaluate_experiment(exp_dir: str, opts) -> dict:
     spaces = setup.spaces()
     student = evaluate_agent(exp_dir, setup, spaces, opts.policy_index)
     train_dir = opts.train_dir or setup.env_cfg.get("train_dir") or "train_dir"
-    try:
-        specs = teacher_specs(setup.env_cfg, opts, train_dir)
-    except TeacherError as exc:
-        raise EvaluationError(f"Teacher of {exp_dir!r}: {exc}") from exc
+    specs = teacher_specs(setup.env_cfg, opts, train_dir)
     teachers = [evaluate_agent(s.path, setup, spaces, s.policy, name=s.name) for s in specs]
     names = suite_for_env(setup.env_cfg.env).task_names(setup.env_cfg.env)
     owner_of = dict(zip(names, TeacherRouting.of(specs, names).teacher_of_task)) if specs else {}
@@ -335,11 +339,12 @@ def render_markdown(report: dict) -> str:
         f"{s['episodes']} {s['policy']} episodes per task, seed {s['seed']}, the same episode seeds for every agent. "
         f"Brackets: 95 % bootstrap confidence intervals. Score: {scale}.",
         "",
-        "| agent | checkpoint | frames | suite score |",
-        "|---|---|---|---|",
+        "| agent | checkpoint | sha256 | frames | suite score |",
+        "|---|---|---|---|---|",
     ]
     for a in [s] + teachers:
-        lines.append(f"| {a['name']} | `{a['checkpoint']}` | {a['env_steps']} | {_fmt(a['suite_score'], a['suite_score_ci'], 1)} |")
+        lines.append(f"| {a['name']} | `{a['checkpoint']}` | `{short_hash(a.get('sha256'))}` | {a['env_steps']} | "
+                     f"{_fmt(a['suite_score'], a['suite_score_ci'], 1)} |")
     by_name = {t["name"]: t for t in teachers}
     if not teachers:
         lines += ["", "| task | return | normalised score | score |", "|---|---|---|---|"]
@@ -381,6 +386,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="report directory (default <EXPERIMENT>/evaluation)")
     parser.add_argument("--force", action="store_true", help="re-play agents whose cached scores match")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    add_trust_arg(parser)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -389,21 +395,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("experiment", help="experiment dir, a name under --train_dir, zoo:NAME or hf://user/repo")
     add_args(parser)
     opts = parser.parse_args(argv)
-    from sf_kickstart.device import DeviceError, check_device
-    from sf_kickstart.experiments import ExperimentError, resolve_experiment_dir
-
     try:
         if opts.episodes < 1:
             raise EvaluationError(f"--episodes must be >= 1, got {opts.episodes}")
         check_device(opts.device)
-        try:
-            exp_dir = resolve_experiment_dir(opts.experiment, opts.train_dir or "train_dir")
-        except ExperimentError as exc:
-            raise EvaluationError(f"Experiment {exc}") from exc
+        exp_dir = resolve_experiment_dir(opts.experiment, opts.train_dir or "train_dir", prefixed("Experiment"))
         report = evaluate_experiment(exp_dir, opts)
-    except (EvaluationError, AgentError, DeviceError) as exc:
-        print(f"sf_kickstart: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return exit_status(exc)
     out = opts.out or os.path.join(exp_dir, EVAL_DIR)
     md = render_markdown(report)
     write_json(os.path.join(out, f"report_{opts.policy}.json"), report)

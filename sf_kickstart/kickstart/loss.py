@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor
 
+from sf_kickstart.errors import UserError
 
-class UnsupportedActionSpace(ValueError):
+
+class UnsupportedActionSpace(UserError):
     pass
 
 

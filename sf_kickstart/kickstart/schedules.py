@@ -24,11 +24,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Dict
 
+from sf_kickstart.errors import UserError
+
 SCHEDULES = ("none", "constant", "linear", "exponential", "adaptive")
 ADAPTIVE = "adaptive"
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UserError):
     pass
 
 

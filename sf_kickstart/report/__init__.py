@@ -43,7 +43,7 @@ Numbers (all computed from logged points; no smoothing beyond what the metric al
 * final score of a run: mean of its values over the last `--final_window` (5%) of its frames.
 * mean curve of a method: at every logged step of any of its runs where all its runs have data (from the latest first
   step to the earliest last step), the mean of the runs' values at that step; the band is the pointwise 95 %
-  bootstrap interval of that mean (`report.intervals`; none for a single run).
+  bootstrap interval of that mean (`sf_kickstart.stats`; none for a single run).
 * Intervals: every mean over runs (seeds) is shown as `mean [lo, hi]`, the 95 % percentile-bootstrap interval of the
   mean (10,000 resamples, fixed seed; no interval with one run); `n` is the number of runs of the method.
 * Table 1, score at frame budgets: mean [CI] over the runs that cover F = fraction × B (`--budgets`,
@@ -79,13 +79,20 @@ metric, a missing baseline or teacher, unfinished runs) is a note in the report 
 
 Package layout
 --------------
-io        reading event files, config.json and sf_log.txt into Experiments, resolving each `--teacher` (disk access);
-analysis  small pure steps composed by `analyse` into an `Analysis` holding every number shown;
-markdown  `render_markdown`: one function per section, formatting only;
-plots     one function per figure, drawing only;
-cli       `main` (also `python -m sf_kickstart.report`).
+model       what experiments are read into (Experiment, Unit) and the method/seed naming;
+io          reading experiment dirs (event files through `sf_kickstart.events`, config.json, sf_log.txt) into
+            Experiments, resolving each `--teacher` (disk access);
+population  reading a Ray Tune population (`python -m sf_kickstart.tune`) as one PBT Experiment;
+analysis    small pure steps composed by `analyse` into an `Analysis` holding every number shown;
+markdown    `render_markdown`: one function per section, formatting only;
+plots       one function per figure, drawing only;
+cli         `main`, the entry point `python -m sf_kickstart.report` (above the package: nothing here imports it).
+
+The report is the top layer below the entry points: it may import every package (it reads Tune populations through
+`populations.tune.layout`); nothing but an entry point imports it.
 """
 
+from sf_kickstart.events import Series, read_scalars
 from sf_kickstart.experiments import format_frames as fmt_frames
 from sf_kickstart.report.analysis import (
     Analysis,
@@ -99,13 +106,13 @@ from sf_kickstart.report.analysis import (
     mean_curve,
     value_at,
 )
-from sf_kickstart.report.cli import build_parser, main
-from sf_kickstart.report.io import Experiment, Series, Unit, load_experiment, load_experiments, parse_experiment_name, read_scalars
+from sf_kickstart.report.io import load_experiment, load_experiments
 from sf_kickstart.report.markdown import render_markdown
+from sf_kickstart.report.model import Experiment, Unit, parse_experiment_name
 from sf_kickstart.report.plots import make_plots
 
 __all__ = [
-    "Analysis", "Curve", "Experiment", "Options", "Series", "Unit", "analyse", "build_parser", "comparable_scalars",
-    "exploit_frames", "final_score", "first_reach", "fmt_frames", "load_experiment", "load_experiments", "main",
-    "make_plots", "mean_curve", "parse_experiment_name", "read_scalars", "render_markdown", "value_at",
+    "Analysis", "Curve", "Experiment", "Options", "Series", "Unit", "analyse", "comparable_scalars", "exploit_frames",
+    "final_score", "first_reach", "fmt_frames", "load_experiment", "load_experiments", "make_plots", "mean_curve",
+    "parse_experiment_name", "read_scalars", "render_markdown", "value_at",
 ]

@@ -13,8 +13,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sf_kickstart import tags
-from sf_kickstart.report.intervals import band, improvement_ci, mean_ci
-from sf_kickstart.report.io import Experiment, Series, Unit
+from sf_kickstart.events import Series
+from sf_kickstart.report.model import Experiment, Unit
+from sf_kickstart.stats import band, improvement_ci, mean_ci
+from sf_kickstart.suites.registry import default_task_names
 
 BASELINE_DEFAULT = "large_scratch"
 COVER_TOL = 0.02
@@ -265,8 +267,6 @@ def suite_order(tasks: List[str], envs: Iterable[Optional[str]]) -> List[str]:
     """tasks in their suite's task-id order when the suite is known (else as first seen), unknown ones last."""
     for env in dict.fromkeys(e for e in envs if e):
         try:
-            from sf_kickstart.suites.registry import default_task_names
-
             order = list(default_task_names(env))
         except Exception:  # noqa: BLE001 - an env this installation cannot resolve: keep the order as seen
             continue

@@ -8,6 +8,7 @@ import sys
 from typing import Optional, Sequence, Tuple
 
 from sf_kickstart import tags
+from sf_kickstart.errors import UserError, exit_status
 from sf_kickstart.report.analysis import BASELINE_DEFAULT, Analysis, Options, analyse
 from sf_kickstart.report.io import load_experiments
 from sf_kickstart.report.markdown import render_markdown
@@ -71,30 +72,36 @@ def _options(args) -> Options:
     )
 
 
-def _err(msg: str, code: int) -> int:
-    print(f"sf_kickstart.report: error: {msg}", file=sys.stderr)
-    return code
+class ReportInputError(UserError):
+    """A TRAIN_DIR that does not exist, or an option out of its range (exit code 2)."""
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+class NothingToReport(UserError):
+    """No experiment under the TRAIN_DIRs, or none with the metric nor any kickstart/* tag (exit code 1)."""
+
+    exit_code = 1
+
+
+def check_args(args) -> None:
     missing = [d for d in args.train_dirs if not os.path.isdir(d)]
     if missing:
-        return _err(f"{', '.join(missing)}: no such directory", 2)
+        raise ReportInputError(f"{', '.join(missing)}: no such directory")
     if args.pbt_top < 1 or not (0 < args.final_window <= 1) or any(not (0 < f <= 10) for f in args.budgets):
-        return _err("--pbt_top must be >= 1, --final_window in (0, 1], --budgets positive fractions", 2)
+        raise ReportInputError("--pbt_top must be >= 1, --final_window in (0, 1], --budgets positive fractions")
+
+
+def report(args, argv: Sequence[str]) -> str:
+    """Read, analyse, render; returns the line saying what was written. NothingToReport when there is nothing."""
     experiments = load_experiments(args.train_dirs)
     if not experiments:
-        return _err(
+        raise NothingToReport(
             f"no Sample Factory experiment under {', '.join(args.train_dirs)}: expected "
-            f"<experiment>/.summary/<policy_id>/events.out.tfevents.* (is this a train_dir?)",
-            1,
+            f"<experiment>/.summary/<policy_id>/events.out.tfevents.* (is this a train_dir?)"
         )
     a = analyse(experiments, _options(args))
     why = _nothing_to_report(a, len(experiments))
     if why is not None:
-        return _err(why, 1)
+        raise NothingToReport(why)
     out = args.out or os.path.join(args.train_dirs[0], "report")
     os.makedirs(out, exist_ok=True)
     plots = make_plots(a, out)
@@ -102,5 +109,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f.write(render_markdown(a, plots, argv))
     for n in a.notes:
         print(f"sf_kickstart.report: note: {n}", file=sys.stderr)
-    print(f"wrote {os.path.join(out, 'report.md')} and {len(plots)} plot(s) for {len(a.methods)} method(s)")
+    return f"wrote {os.path.join(out, 'report.md')} and {len(plots)} plot(s) for {len(a.methods)} method(s)"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+        print(report(args, argv))
+    except UserError as exc:
+        return exit_status(exc)
     return 0

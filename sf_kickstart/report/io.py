@@ -1,4 +1,5 @@
-"""Reading experiments: tensorboard event files, config.json and sf_log.txt into `Experiment`s, and resolving each
+"""Reading experiments: Sample Factory experiment dirs (tensorboard event files through `sf_kickstart.events`,
+config.json, sf_log.txt) and Ray Tune populations (`report.population`) into `Experiment`s, and resolving each
 experiment's `--teacher` to an experiment (the only disk access of the report besides writing its output)."""
 
 from __future__ import annotations
@@ -6,164 +7,25 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
-from sf_kickstart.experiments import ExperimentError, find_experiment_dir, read_config
+from sf_kickstart.events import read_scalars
+from sf_kickstart.experiments import ExperimentError, find_dirs, find_experiment_dir, read_config
+from sf_kickstart.report.model import Experiment, parse_experiment_name
+from sf_kickstart.report.population import load_populations
 
 _START_MARK = "Saving configuration to"
 _END_RE = re.compile(r"\]\s*Collected \{")
 _EXPLOIT_RE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[\s*\d+\] Asking learner (\d+) to load model from (\d+)")
-_SEED_RES = (re.compile(r"^(?P<m>.+)_seed_?(?P<s>\d+)$"), re.compile(r"^(?P<m>.+)_see_(?P<s>\d+)$"))
-_SF_INDEX_RE = re.compile(r"^\d{2}_(?=.)")
-
-
-@dataclass
-class Series:
-    steps: np.ndarray
-    values: np.ndarray
-    walls: np.ndarray
-
-    def __len__(self):
-        return len(self.steps)
-
-    @property
-    def last_step(self) -> float:
-        return float(self.steps[-1])
-
-    @property
-    def first_step(self) -> float:
-        return float(self.steps[0])
-
-
-@dataclass(eq=False)
-class Experiment:
-    path: str
-    name: str
-    method: str
-    seed: Optional[int]
-    cfg: Dict
-    status: str  # finished | unfinished | unknown
-    policies: Dict[int, Dict[str, Series]] = field(default_factory=dict)
-    exploits: List[Tuple[float, int, int]] = field(default_factory=list)  # (wall time, member, copied from)
-    notes: List[str] = field(default_factory=list)
-    teacher_experiment: Optional["Experiment"] = None  # its --teacher, resolved (resolve_teachers)
-
-    @property
-    def pbt(self) -> bool:
-        if self.cfg:
-            return bool(self.cfg.get("with_pbt")) and len(self.policies) > 1
-        return len(self.policies) > 1
-
-    @property
-    def teacher(self) -> Optional[str]:
-        return self.cfg.get("teacher") or None
-
-    @property
-    def teachers_map(self) -> Optional[str]:
-        return self.cfg.get("teachers") or None
-
-    @property
-    def running(self) -> bool:
-        return self.status == "unfinished"
-
-
-@dataclass(eq=False)
-class Unit:
-    """One learning curve: a policy of an experiment (a seed, or a PBT member)."""
-
-    exp: Experiment
-    policy: int
-    scalars: Dict[str, Series]
-
-    @property
-    def method(self) -> str:
-        return self.exp.method
-
-    @property
-    def label(self) -> str:
-        return f"{self.exp.name}/p{self.policy}" if len(self.exp.policies) > 1 else self.exp.name
-
-
-def parse_experiment_name(name: str) -> Tuple[str, Optional[int]]:
-    """'ks_const_l1_seed3' -> ('ks_const_l1', 3); SF launcher's '02_large_see_1' -> ('large', 1); 'teacher' -> ('teacher', None)."""
-    for rx in _SEED_RES:
-        m = rx.match(name)
-        if m:
-            return _SF_INDEX_RE.sub("", m.group("m")), int(m.group("s"))
-    return _SF_INDEX_RE.sub("", name), None
 
 
 def find_experiments(roots: Sequence[str]) -> List[str]:
-    found: List[str] = []
-    for root in roots:
-        for dirpath, dirnames, _ in os.walk(root):
-            if ".summary" in dirnames and os.path.isdir(os.path.join(dirpath, ".summary")):
-                found.append(os.path.normpath(dirpath))
-                dirnames[:] = []  # an experiment holds no experiments
-                continue
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-    seen, out = set(), []
-    for p in found:
-        key = os.path.realpath(p)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
+    """Every dir under the roots that holds `.summary/` (an experiment holds no experiments), each real dir once."""
+    def holds_summaries(dirpath: str, dirnames: List[str], _) -> bool:
+        return ".summary" in dirnames and os.path.isdir(os.path.join(dirpath, ".summary"))
 
-
-def _event_file_order(path: str):
-    m = re.search(r"tfevents\.(\d+)", os.path.basename(path))
-    return (int(m.group(1)) if m else 0, path)
-
-
-def read_scalars(summary_dir: str) -> Tuple[Dict[str, Series], List[str]]:
-    """All scalars of one policy's summary dir: tag -> Series, plus notes about unreadable files."""
-    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
-    from tensorboard.util import tensor_util
-
-    notes: List[str] = []
-    raw: Dict[str, List[Tuple[float, float, float]]] = {}
-    files = sorted(glob.glob(os.path.join(summary_dir, "events.out.tfevents.*")), key=_event_file_order)
-    for path in files:
-        n_before = sum(len(v) for v in raw.values())
-        try:
-            for event in LegacyEventFileLoader(path).Load():
-                if not event.HasField("summary"):
-                    continue
-                for v in event.summary.value:
-                    kind = v.WhichOneof("value")
-                    if kind == "simple_value":
-                        val = float(v.simple_value)
-                    elif kind == "tensor":
-                        try:
-                            arr = tensor_util.make_ndarray(v.tensor)
-                        except Exception:  # noqa: BLE001 - a non-numeric tensor is not a scalar
-                            continue
-                        if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
-                            continue
-                        val = float(arr.reshape(-1)[0])
-                    else:
-                        continue
-                    pts = raw.setdefault(v.tag, [])
-                    step = float(event.step)
-                    if pts and step < pts[-1][0]:
-                        # restart from an earlier checkpoint: later points are orphaned (tensorboard's purge)
-                        while pts and pts[-1][0] >= step:
-                            pts.pop()
-                    pts.append((step, val, float(event.wall_time)))
-        except Exception as exc:  # noqa: BLE001 - a corrupt file must not stop the report
-            notes.append(f"{path}: unreadable event file ({type(exc).__name__}: {exc}); points read before: kept")
-        if sum(len(v) for v in raw.values()) == n_before and os.path.getsize(path) > 0:
-            notes.append(f"{path}: no scalar summaries could be read")
-    out = {}
-    for tag, pts in raw.items():
-        a = np.asarray(pts, dtype=np.float64)
-        out[tag] = Series(a[:, 0], a[:, 1], a[:, 2])
-    return out, notes
+    return find_dirs(roots, holds_summaries)
 
 
 def run_status(exp_dir: str) -> Tuple[str, List[Tuple[float, int, int]], Optional[str]]:
@@ -225,8 +87,6 @@ def load_experiment(path: str) -> Experiment:
 def load_experiments(roots: Sequence[str]) -> List[Experiment]:
     """Every experiment under the roots, with its teacher resolved. A Ray Tune population (sf_kickstart.tune) is one
     PBT experiment whose policies are its members; its member dirs are not experiments of their own."""
-    from sf_kickstart.populations.tune.population import load_populations
-
     experiments, member_dirs = load_populations(roots)
     experiments += [load_experiment(p) for p in find_experiments(roots) if os.path.realpath(p) not in member_dirs]
     resolve_teachers(experiments)

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 from sf_kickstart import tags
 from sf_kickstart.experiments import format_frames
 from sf_kickstart.report.analysis import Analysis, Stat, num
-from sf_kickstart.report.io import Experiment
+from sf_kickstart.report.model import Experiment
 
 
 def _stat(s: Stat, fmt=num) -> str:

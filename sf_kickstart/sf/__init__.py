@@ -1,1 +1,16 @@
-"""sf"""
+"""The Sample Factory integration: kickstarting wired into Sample Factory 2.1.1's APPO by subclassing and registration
+only (no SF source copied, site-packages never edited).
+
+Modules, one job each:
+  setup      flags, parsing, validation of everything the user gave, before any worker starts; `build_layout` (the
+             validated run: schedule, logit splits, task -> teacher routing, pinned teachers) and `prepare`
+  storage    `KickstartLayout`; the teacher outputs in SF's buffers and batches, the teacher state in `rnn_states`' tail
+  runner     `KickstartRunner` with its sampler, teacher-aware inference worker and learner worker
+  learner    `KickstartLearner`: the kickstart term, its summaries, the checkpointed kickstart weights
+  observers  the kickstart stats message and its tags; the student-score path of adaptive λ (`AdaptiveLambda`)
+  progress   the console progress line
+  fixes/     SF 2.1.1's defects fixed, each named and documented once (`sf.fixes`); imports nothing of kickstarting
+
+May import: Sample Factory, the ground floor, `kickstart`, `suites`, `teachers`. Never `agents`, `populations` or
+`report` (`sf_kickstart.train`, above, composes them with the runner).
+"""

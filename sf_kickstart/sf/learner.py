@@ -1,38 +1,35 @@
-"""Sample Factory's Learner plus the kickstart term, its summaries and its checkpointed kickstart weights.
+"""`KickstartLearner`: Sample Factory's learner (with the fixes of `sf.fixes.learner.FixedLearner`) plus the kickstart
+term, its summaries and its checkpointed kickstart weights.
 
-`FixedLearner` fixes two SF 2.1.1 learner defects for every run that goes through sf_kickstart.train (teacher or not);
-`KickstartLearner` adds kickstarting on top of it:
-  * `--with_vtrace=True` crashed at the first summary (`mb.advantages` does not exist under V-trace): we summarise
-    the V-trace advantages instead;
-  * a checkpoint that fails to load (e.g. torch>=2.6 `weights_only` default on a checkpoint holding numpy scalars)
-    was logged and training silently restarted from random weights: we load with `weights_only=False` and a
-    checkpoint that still fails to load is an error.
-It also skips a minibatch whose loss or gradient is not finite instead of stepping the optimizer into NaN weights
-(`--max_nonfinite_skips` in a row stop the run, naming the last good checkpoint), and never writes a checkpoint whose
-weights or optimizer state are not finite.
+Per minibatch: λ_i = α·ρ_i·f_i for the teacher i of each step (`kickstart.weights.KickstartWeights`, built from the
+schedule the set-up validated), the kickstart loss on the teacher logits the inference workers stored
+(`kickstart.loss`, over the logit splits the set-up validated), added to SF's policy loss (or replacing it:
+`--kickstart_distill_only`). The teacher state in `rnn_states`' tail (`sf.storage`) is sliced off before the student
+sees the batch. Summaries go to the runner in the kickstart stats message (`sf.observers`: names relative to
+`kickstart/`; the runner adds the prefix). The weights' state is saved in every checkpoint and restored on resume;
+PBT's α and ρ_i reach them through SF's new-cfg path.
+
+May import: Sample Factory, the ground floor, `kickstart`, `sf.fixes`, `sf.storage`, `sf.observers`.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 from typing import Dict, Optional
 
 import torch
 
-from sample_factory.algo.learning.learner import Learner
 from sample_factory.utils.utils import experiment_dir, log
 
 from sf_kickstart import tags
-from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
-from sf_kickstart.sf.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
-from sf_kickstart.kickstart.loss import kickstart_loss, logit_splits, masked_mean, term_summaries
+from sf_kickstart.kickstart.loss import kickstart_loss, masked_mean, term_summaries
 from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights
-
-
-REFUSE_RANDOM_WEIGHTS = (
-    ". Refusing to train from random weights: remove or fix the file, or use a new --experiment."
-)
+from sf_kickstart.provenance import IDENTITY_KEY
+from sf_kickstart.sf.fixes.learner import FixedLearner
+from sf_kickstart.sf.observers import TASK_LAMBDA
+from sf_kickstart.sf.storage import KickstartLayout
 
 
 def distribution_logits(action_distribution) -> torch.Tensor:
@@ -44,98 +41,22 @@ def distribution_logits(action_distribution) -> torch.Tensor:
     raise TypeError(f"Kickstarting needs a categorical policy, got {type(action_distribution).__name__}")
 
 
-class FixedLearner(Learner):
-    """SF's Learner with the two defects above fixed, and non-finite minibatches skipped."""
-
-    def __init__(self, cfg, env_info, policy_versions_tensor, policy_id, param_server):
-        super().__init__(cfg, env_info, policy_versions_tensor, policy_id, param_server)
-        self.nonfinite = SkipGuard(int(getattr(cfg, "max_nonfinite_skips", 10)))
-        self._loss_terms: Dict[str, torch.Tensor] = {}  # the current minibatch's loss terms by name (RL, value, ...)
-
-    def init(self):
-        """SF's Learner._train steps the optimizer inside its loop; its step is the one place that sees every
-        minibatch's gradients after clipping and before the weights change, so the skip decision wraps it."""
-        init_model_data = super().init()
-        step = self.optimizer.step
-
-        def step_if_finite(*args, **kwargs):
-            skip = self._skip_minibatch()
-            self._loss_terms = {}  # checked once; do not keep the minibatch's graph alive
-            return None if skip else step(*args, **kwargs)
-
-        self.optimizer.step = step_if_finite
-        return init_model_data
-
-    def _calculate_losses(self, mb, num_invalids):
-        out = super()._calculate_losses(mb, num_invalids)
-        _, policy_loss, exploration_loss, _, kl_loss, value_loss, _ = out
-        self._loss_terms = dict(RL=policy_loss + exploration_loss + kl_loss, value=value_loss)
-        return out
-
-    def _skip_minibatch(self) -> bool:
-        try:
-            reason = self.nonfinite.check(self._loss_terms, list(self.actor_critic.named_parameters()))
-        except NonFiniteError as exc:
-            last = latest_checkpoint(experiment_dir(cfg=self.cfg), self.policy_id)
-            raise NonFiniteError(
-                f"{exc}: stopping the run (--max_nonfinite_skips={self.nonfinite.max_consecutive}). The last good "
-                f"checkpoint is {last or 'none (no checkpoint was written)'}"
-            ) from None
-        if reason is not None:
-            log.warning(
-                f"Skipped a minibatch at train step {self.train_step}: {reason}; no optimizer step "
-                f"({self.nonfinite.skipped} skipped in all, {self.nonfinite.consecutive} in a row)"
-            )
-        return reason is not None
-
-    def _record_summaries(self, train_loop_vars):
-        var = train_loop_vars
-        if self.cfg.with_vtrace and "advantages" not in var.mb:
-            var.mb["advantages"] = var.adv  # SF 2.1.1 crashes here under V-trace; summarise the V-trace advantages
-        stats = super()._record_summaries(train_loop_vars)
-        stats[tags.train_key(tags.NONFINITE_SKIPPED)] = self.nonfinite.skipped
-        return stats
-
-    def _save_impl(self, name_prefix, name_suffix, keep_checkpoints, verbose=True) -> bool:
-        """Periodic, best and final checkpoints come here (milestones: `save_milestone`): one whose weights or
-        optimizer state are not all finite is refused (logged; the previous checkpoints stay). SF's rotation runs
-        only after a successful write, so the newest checkpoint on disk is always a finite one and rotation never
-        removes the last good checkpoint in favour of a bad one."""
-        if self.is_initialized and self._state_is_nonfinite(name_prefix):
-            return False
-        return super()._save_impl(name_prefix, name_suffix, keep_checkpoints, verbose)
-
-    def save_milestone(self):
-        if not self._state_is_nonfinite("milestone"):
-            super().save_milestone()
-
-    def _state_is_nonfinite(self, kind: str) -> bool:
-        bad = first_nonfinite(dict(model=self.actor_critic.state_dict(), optimizer=self.optimizer.state_dict()))
-        if bad is not None:
-            last = latest_checkpoint(experiment_dir(cfg=self.cfg), self.policy_id)
-            log.error(
-                f"Not writing a {kind} checkpoint at train step {self.train_step}: {bad} is not finite; the last good "
-                f"checkpoint, {last or 'none'}, is kept"
-            )
-        return bad is not None
-
-    @staticmethod
-    def load_checkpoint(checkpoints, device):
-        if len(checkpoints) <= 0:
-            log.warning("No checkpoints found")
-            return None
-        log.warning("Loading state from checkpoint %s...", checkpoints[-1])
-        return load_checkpoint(checkpoints[-1], device, hint=REFUSE_RANDOM_WEIGHTS)
+def layout_weights(layout: KickstartLayout) -> KickstartWeights:
+    """The kickstart weights of a run: its validated schedule, its teachers' names and ρ, their scores (adaptive)."""
+    if layout.schedule is None or layout.splits is None:
+        raise ValueError("a learner's KickstartLayout needs its schedule and logit splits (sf.setup.build_layout)")
+    specs = layout.specs
+    return KickstartWeights(layout.schedule, [s.name for s in specs], [s.rho for s in specs], layout.teacher_scores)
 
 
 class KickstartLearner(FixedLearner):
-    def __init__(self, cfg, env_info, policy_versions_tensor, policy_id, param_server, layout=None):
+    """With layout=None: FixedLearner (a plain APPO run)."""
+
+    def __init__(self, cfg, env_info, policy_versions_tensor, policy_id, param_server,
+                 layout: Optional[KickstartLayout] = None):
         super().__init__(cfg, env_info, policy_versions_tensor, policy_id, param_server)
         self.layout = layout
-        self.weights = (
-            KickstartWeights.from_cfg(cfg, layout.specs, layout.teacher_scores) if layout is not None else None
-        )
-        self.splits = logit_splits(env_info.action_space) if layout is not None else None
+        self.weights = layout_weights(layout) if layout is not None else None
         self._ks_pending: Optional[Dict[str, float]] = None
         # --kickstart_debug_dump=K: save the first K training batches' kickstart inputs (diagnostics and tests)
         self._dumps_left = int(getattr(cfg, "kickstart_debug_dump", 0)) if layout is not None else 0
@@ -153,23 +74,6 @@ class KickstartLearner(FixedLearner):
         elif self.new_cfg is not None:
             self.new_cfg = {k: v for k, v in self.new_cfg.items() if k not in HYPERPARAMETERS}
         super()._maybe_update_cfg()
-
-    def _maybe_load_policy(self) -> None:
-        """PBT exploit. SF 2.1.1 applies the new (mutated) cfg first and then loads the source member's checkpoint,
-        whose curr_lr overwrites the freshly mutated value: re-apply it. (The kickstart weights are not restored from
-        the source's checkpoint at all: `_load_state` with load_progress=False.)"""
-        if self.policy_to_load is None:
-            return super()._maybe_load_policy()
-        mutated_lr = self.cfg.learning_rate
-        super()._maybe_load_policy()
-        if self.cfg.lr_schedule == "constant":
-            self.curr_lr = mutated_lr
-            self._apply_lr(self.curr_lr)
-
-    def set_student_scores(self, scores: Dict[str, float]) -> None:
-        """Adaptive λ: the student's running score per teacher (from the runner's `adaptive.AdaptiveLambda`)."""
-        if self.enabled:
-            self.weights.observe_student_scores(scores)
 
     # ---------------------------------------------------------------- batch and loss
     def _prepare_batch(self, batch):
@@ -205,7 +109,7 @@ class KickstartLearner(FixedLearner):
             weights = torch.where(has_teacher, lambdas[tidx.clamp_min(0)], torch.zeros_like(mb.teacher_idx))
 
         student_logits = distribution_logits(action_distribution)
-        term = kickstart_loss(student_logits, mb.teacher_logits, weights, mb.valids, self.splits, has_teacher)
+        term = kickstart_loss(student_logits, mb.teacher_logits, weights, mb.valids, self.layout.splits, has_teacher)
 
         rl_policy_loss = policy_loss
         if self.cfg.kickstart_distill_only:
@@ -215,17 +119,13 @@ class KickstartLearner(FixedLearner):
 
         if self._dumps_left > 0 and self._dump_raw is not None:
             self._dump(mb, student_logits, weights, term)
-        self._loss_terms["kickstart"] = term.loss
+        self.loss_terms["kickstart"] = term.loss
         loss_summaries["ks_term"] = term
         loss_summaries["ks_tidx"] = tidx
         loss_summaries["ks_rl_policy_loss"] = rl_policy_loss
         return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
 
     def _dump(self, mb, student_logits, weights, term) -> None:
-        import os
-
-        from sample_factory.utils.utils import experiment_dir
-
         if mb.teacher_logits.shape[0] != self._dump_raw["teacher_rnn"].shape[0]:
             log.warning("kickstart_debug_dump needs one minibatch per batch (--num_batches_per_epoch=1); skipped")
             self._dumps_left = 0
@@ -265,7 +165,8 @@ class KickstartLearner(FixedLearner):
 
     @torch.no_grad()
     def _kickstart_summaries(self, term, tidx) -> Dict[str, float]:
-        """Entries of the kickstart stats message: key -> value, written as KICKSTART + key (see tags.py)."""
+        """The kickstart stats message (`sf.observers`): name relative to `kickstart/` -> value; per task under
+        TASK_LAMBDA."""
         alpha = self.weights.alpha(self.env_steps)
         lambdas = self.weights.lambdas(self.env_steps)
         out = term_summaries(term)
@@ -284,14 +185,16 @@ class KickstartLearner(FixedLearner):
                 out[f"loss_{name}"] = float(lambdas[i]) * masked_mean(term.ce, rows)
         routing = self.layout.routing
         if len(routing.task_names) > 1:
-            for task, owner in zip(routing.task_names, routing.teacher_of_task):
-                out[tags.task_lambda(task)[len(tags.KICKSTART) :]] = float(lambdas[owner]) if owner >= 0 else 0.0
+            out[TASK_LAMBDA] = {
+                task: float(lambdas[owner]) if owner >= 0 else 0.0
+                for task, owner in zip(routing.task_names, routing.teacher_of_task)
+            }
         return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
 
     def train(self, batch):
         stats = super().train(batch)
         if stats is not None and self._ks_pending is not None:
-            stats["kickstart_stats"] = self._ks_pending
+            stats[tags.KS_STATS_MSG] = self._ks_pending
             self._ks_pending = None
         return stats
 
@@ -300,6 +203,7 @@ class KickstartLearner(FixedLearner):
         checkpoint = super()._get_checkpoint_dict()
         if self.enabled:
             checkpoint[CHECKPOINT_KEY] = self.weights.state_dict(self.env_steps)
+            checkpoint[IDENTITY_KEY] = getattr(self.cfg, IDENTITY_KEY, None)  # the teachers this run verified and used
         return checkpoint
 
     def _load_state(self, checkpoint_dict, load_progress=True):

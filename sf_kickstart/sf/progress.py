@@ -5,6 +5,8 @@
 frames done / total (all policies), ETA from the frame rate of the last minute, the suite score (the capped mean
 normalised score of a suite; the mean episode return otherwise), and λ: the learner's own mean λ_i and the range of
 its per-teacher λ_i, from the kickstart summaries it last sent (`tags.KS_STATS_MSG`; kickstarted runs only).
+
+May import: Sample Factory's runner API, the ground floor, `sf.observers`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sample_factory.utils.utils import log
 
 from sf_kickstart import tags
 from sf_kickstart.experiments import format_frames
+from sf_kickstart.sf.observers import kickstart_tags
 
 RATE_WINDOW_S = 60.0
 
@@ -41,7 +44,7 @@ class Progress(AlgoObserver):
 
     def on_kickstart_stats(self, runner, msg, policy_id: int) -> None:
         if policy_id == 0:
-            stats = {tags.kickstart(k): v for k, v in msg[tags.KS_STATS_MSG].items()}
+            stats = kickstart_tags(msg[tags.KS_STATS_MSG])
             self.lambda_mean = stats.get(tags.LAMBDA)
             self.lambdas = {n: stats[tags.teacher_lambda(n)] for n in self.teacher_names if tags.teacher_lambda(n) in stats}
 
@@ -83,7 +86,5 @@ class Progress(AlgoObserver):
 def install(cfg, runner, layout=None) -> Progress:
     progress = Progress(cfg, [s.name for s in layout.specs] if layout is not None else [])
     runner.register_observer(progress)
-    runner.policy_msg_handlers.setdefault(tags.KS_STATS_MSG, []).append(
-        lambda r, msg, policy_id: progress.on_kickstart_stats(r, msg, policy_id)
-    )
+    runner.register_policy_msg_handler(tags.KS_STATS_MSG, progress.on_kickstart_stats)
     return progress

@@ -1,217 +1,140 @@
-"""Wiring kickstarting into Sample Factory's parallel runner, by subclass and registration only.
+"""Kickstarting wired into Sample Factory's parallel runner, by subclassing and registration only: `KickstartRunner`
+with its sampler, teacher-aware inference worker and learner worker.
 
 Data path (DESIGN.md): the frozen teachers run in the inference worker, where the observations already are, once per
-step; their logits travel to the learner in the shared-memory trajectory buffers.
+step; their logits travel to the learner in the shared-memory buffers (`sf.storage`: the buffer layout, and the
+teacher state in the tail of `rnn_states`).
 
-Buffer layout. Two per-step keys are added to every trajectory buffer, policy-output slot and training batch:
-`teacher_logits` [num_logits] and `teacher_idx` (index of the teacher that produced them, -1 for a task without a
-teacher). The teachers' recurrent state rides in the *tail* of Sample Factory's own `rnn_states` slot
-(width = student rnn size + max teacher rnn size). SF's samplers already carry `rnn_states` from step to step and
-across trajectory boundaries and zero it at episode ends, in batched and non-batched sampling and with any number
-of inference workers, so each env's teacher state is kept and reset exactly like the student's, without touching
-SF's rollout code. The learner slices the tail off before the student sees it.
+The teachers' forward is added to SF's own `InferenceWorker._handle_policy_steps`, which runs unchanged (no SF code
+is copied here). That method batches the requests (`self._batch_func`), moves the raw observations to the device in
+place and normalises them (`prepare_and_normalize_obs`), then calls `self.param_client.actor_critic(normalized_obs,
+rnn_states)` with the full-width `rnn_states`. In a kickstarted run the worker
+  * wraps `_batch_func` to remember the batched observation dict (which then holds the raw device tensors), and
+  * shows SF's method its parameter client through `TeacherAwareParams`, whose `actor_critic` is `StudentAndTeachers`:
+    every attribute is the student's (eval(), normalize_obs, device_for_input_tensor, ...), and its call runs the
+    student on `rnn_states[:, :student_rnn]` and the teacher bank on the remembered raw observations and
+    `rnn_states[:, student_rnn:]`, and returns the student's outputs with the teachers' state appended to
+    `new_rnn_states` and `teacher_logits` / `teacher_idx` added.
+SF's own defects are fixed in the base classes (`sf.fixes`); this module only adds the kickstart wiring.
 
-Sample Factory's own defects are fixed in the base class, `robust_runner.RobustRunner`; this module only adds the
-kickstart wiring (buffers, batcher, teacher-aware inference worker, learner, stats handler) in its subclass.
+May import: Sample Factory, the ground floor, `sf.fixes`, `sf.storage`, `sf.learner`, `sf.observers`, `teachers`.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Optional
 
 import torch
 
-from sample_factory.algo.learning.batcher import Batcher
-from sample_factory.algo.runners.runner import AlgoObserver
-from sample_factory.algo.utils.misc import advance_rollouts_signal
-from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
-from sample_factory.algo.utils.shared_buffers import (
-    alloc_policy_output_tensors,
-    alloc_trajectory_tensors,
-    init_tensor,
-    policy_device,
-)
-from sample_factory.algo.utils.tensor_utils import ensure_torch_tensor
-from sample_factory.algo.utils.torch_utils import inference_context
 from sample_factory.utils.utils import log
 
 from sf_kickstart import tags
-from sf_kickstart.sf.fixes.robust_runner import (
-    RobustInferenceWorker,
-    RobustLearnerWorker,
-    RobustRunner,
-    RobustSampler,
-    guarded,
-)
-from sf_kickstart.teachers import TeacherBank, TeacherRouting, TeacherSpec
-
-TEACHER_KEYS = ("teacher_logits", "teacher_idx")
+from sf_kickstart.sf.fixes.runner import RobustRunner
+from sf_kickstart.sf.fixes.workers import RobustInferenceWorker, RobustLearnerWorker, RobustSampler, guarded
+from sf_kickstart.sf.learner import KickstartLearner
+from sf_kickstart.sf.observers import write_kickstart_stats
+from sf_kickstart.sf.storage import KickstartBatcher, KickstartBuffers, KickstartLayout
+from sf_kickstart.teachers import TeacherBank
 
 
-@dataclass
-class KickstartLayout:
-    """What the buffers carry for kickstarting; None of this exists in a plain run."""
+class StudentAndTeachers:
+    """The actor-critic SF's `_handle_policy_steps` calls in a kickstarted run: the student plus the teacher bank."""
 
-    student_rnn: int
-    teacher_rnn: int
-    num_logits: int
-    specs: List[TeacherSpec] = field(default_factory=list)
-    routing: Optional[TeacherRouting] = None  # task -> teacher, over the suite's task list
-    teacher_scores: Optional[List[float]] = None  # G_T,i per teacher (adaptive λ only)
-
-    @property
-    def task_names(self) -> List[str]:
-        return list(self.routing.task_names) if self.routing is not None else []
-
-    @property
-    def total_rnn(self) -> int:
-        return self.student_rnn + self.teacher_rnn
-
-
-def alloc_kickstart_trajectory_tensors(env_info, num_traj, rollout, layout: KickstartLayout, device, share):
-    tensors = alloc_trajectory_tensors(env_info, num_traj, rollout, layout.total_rnn, device, share)
-    tensors["teacher_logits"] = init_tensor([num_traj, rollout], torch.float32, [layout.num_logits], device, share)
-    tensors["teacher_idx"] = init_tensor([num_traj, rollout], torch.float32, [], device, share)
-    return tensors
-
-
-def extend_buffers(buffer_mgr, cfg, env_info, layout: KickstartLayout) -> None:
-    """Re-allocate SF's BufferMgr tensors with the kickstart keys (done once, in the main process, before any worker
-    process is started; queues of free buffer indices are unchanged)."""
-    share = not cfg.serial_mode
-    for device, traj in list(buffer_mgr.traj_tensors_torch.items()):
-        num_traj = traj["rewards"].shape[0]
-        buffer_mgr.traj_tensors_torch[device] = alloc_kickstart_trajectory_tensors(
-            env_info, num_traj, cfg.rollout, layout, device, share
-        )
-        outputs, names, sizes = alloc_policy_output_tensors(cfg, env_info, layout.total_rnn, device, share)
-        names, sizes = list(names), list(sizes)
-        if cfg.batched_sampling:
-            lead = list(outputs["values"].shape)
-            outputs["teacher_logits"] = init_tensor(lead, torch.float32, [layout.num_logits], device, share)
-            outputs["teacher_idx"] = init_tensor(lead, torch.float32, [], device, share)
-        else:
-            lead = list(outputs.shape[:-1])
-            outputs = init_tensor(lead, torch.float32, [sum(sizes) + layout.num_logits + 1], device, share)
-        names += list(TEACHER_KEYS)
-        sizes += [layout.num_logits, 1]
-        buffer_mgr.policy_output_tensors_torch[device] = outputs
-        buffer_mgr.output_names, buffer_mgr.output_sizes = tuple(names), tuple(sizes)
-
-
-class KickstartBuffers(AlgoObserver):
-    """Runs at the end of Runner.init(), right after SF builds its BufferMgr and before batchers/samplers exist."""
-
-    def __init__(self, layout: KickstartLayout):
+    def __init__(self, student, bank: TeacherBank, layout: KickstartLayout, timing):
+        self.student = student  # SF's inference copy of the model
+        self.bank = bank
         self.layout = layout
+        self.timing = timing
+        self.raw_obs = None  # this step's batched observations (raw, on the device once SF has prepared them)
 
-    def on_init(self, runner) -> None:
-        extend_buffers(runner.buffer_mgr, runner.cfg, runner.env_info, self.layout)
+    def __getattr__(self, name):
+        if name == "student":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.student, name)
 
-
-class KickstartBatcher(Batcher):
-    def __init__(self, *args, layout: KickstartLayout, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.layout = layout
-
-    def init(self):
-        device = policy_device(self.cfg, self.policy_id)
-        for _ in range(self.max_batches_to_accumulate):
-            self.training_batches.append(
-                alloc_kickstart_trajectory_tensors(
-                    self.env_info, self.traj_per_training_iteration, self.cfg.rollout, self.layout, device, False
-                )
+    def __call__(self, normalized_obs, rnn_states):
+        split = self.layout.student_rnn
+        outputs = self.student(normalized_obs, rnn_states[:, :split])
+        with self.timing.add_time("teacher_forward"):
+            logits, teacher_idx, teacher_rnn = self.bank.forward(
+                self.raw_obs, rnn_states[:, split:], self.layout.num_logits
             )
-        self.initialized.emit()
+        self.raw_obs = None
+        outputs["new_rnn_states"] = torch.cat([outputs["new_rnn_states"], teacher_rnn], dim=1)
+        outputs["teacher_logits"] = logits
+        outputs["teacher_idx"] = teacher_idx
+        return outputs
+
+
+class TeacherAwareParams:
+    """SF's parameter client as the inference worker's own methods see it: `actor_critic` is the student's model
+    wrapped in `StudentAndTeachers`; everything else (weight updates, policy_version, cleanup) is the client's."""
+
+    def __init__(self, client, student_and_teachers: StudentAndTeachers):
+        self.client = client
+        self.student_and_teachers = student_and_teachers
+
+    @property
+    def actor_critic(self) -> StudentAndTeachers:
+        self.student_and_teachers.student = self.client.actor_critic  # one model object, its weights updated in place
+        return self.student_and_teachers
+
+    def __getattr__(self, name):
+        if name == "client":
+            raise AttributeError(name)
+        return getattr(self.client, name)
 
 
 class KickstartInferenceWorker(RobustInferenceWorker):
     """SF's inference worker plus the frozen teacher bank, run on the same raw observations as the student."""
 
-    def __init__(self, *args, env_info, layout: Optional[KickstartLayout], **kwargs):
-        super().__init__(*args, env_info=env_info, **kwargs)
-        self.ks_env_info = env_info
+    def __init__(self, event_loop, policy_id, worker_idx, buffer_mgr, param_server, inference_queue, cfg, env_info,
+                 layout: Optional[KickstartLayout] = None):
+        super().__init__(event_loop, policy_id, worker_idx, buffer_mgr, param_server, inference_queue, cfg, env_info)
+        self.spaces = (env_info.obs_space, env_info.action_space)
         self.layout = layout
-        self.bank: Optional[TeacherBank] = None
+        self.teachers: Optional[StudentAndTeachers] = None
 
     @guarded("")
     def init(self, init_model_data):
         super().init(init_model_data)
-        if self.layout is not None and self.bank is None and self.is_initialized:
-            info = self.ks_env_info
-            self.bank = TeacherBank(
-                self.layout.specs, self.layout.task_names, info.obs_space, info.action_space, self.device
-            )
-            log.info(f"{self.object_id}: loaded {len(self.bank)} frozen teacher(s) on {self.device}")
+        if self.layout is not None and self.teachers is None and self.is_initialized:
+            bank = TeacherBank(self.layout.specs, self.layout.routing, *self.spaces, self.device)
+            log.info(f"{self.object_id}: loaded {len(bank)} frozen teacher(s) on {self.device}")
+            self.teachers = StudentAndTeachers(self.param_client.actor_critic, bank, self.layout, self.timing)
+            self.param_client = TeacherAwareParams(self.param_client, self.teachers)
+            self.batch_without_teachers, self._batch_func = self._batch_func, self.batch_for_teachers
 
-    def _handle_policy_steps(self, timing):
-        if self.layout is None:
-            return super()._handle_policy_steps(timing)
-        layout = self.layout
-        with inference_context(self.cfg.serial_mode):
-            obs, rnn_states = self._batch_func(timing)
-            num_samples = rnn_states.shape[0]
-            self.total_num_samples += num_samples
-
-            with timing.add_time("obs_to_device_normalize"):
-                actor_critic = self.param_client.actor_critic
-                if actor_critic.training:
-                    actor_critic.eval()
-                normalized_obs = prepare_and_normalize_obs(actor_critic, obs)  # obs now holds raw device tensors
-                rnn_states = ensure_torch_tensor(rnn_states).to(self.device).float()
-
-            with timing.add_time("forward"):
-                policy_outputs = actor_critic(normalized_obs, rnn_states[:, : layout.student_rnn])
-                policy_outputs["policy_version"] = torch.empty([num_samples]).fill_(self.param_client.policy_version)
-
-            with timing.add_time("teacher_forward"):
-                t_logits, t_idx, t_rnn = self.bank.forward(obs, rnn_states[:, layout.student_rnn :], layout.num_logits)
-                policy_outputs["new_rnn_states"] = torch.cat([policy_outputs["new_rnn_states"], t_rnn], dim=1)
-                policy_outputs["teacher_logits"] = t_logits
-                policy_outputs["teacher_idx"] = t_idx
-
-            with timing.add_time("prepare_outputs"):
-                signals_to_send = self._prepare_policy_outputs_func(num_samples, policy_outputs, self.requests)
-
-            with timing.add_time("send_messages"):
-                for actor_idx, data in signals_to_send.items():
-                    self.emit_many(advance_rollouts_signal(actor_idx), data)
-
-            self.requests = []
+    def batch_for_teachers(self, timing):
+        """SF's `_batch_func`, remembering the observations for the teachers."""
+        obs, rnn_states = self.batch_without_teachers(timing)
+        self.teachers.raw_obs = obs
+        return obs, rnn_states
 
 
 class KickstartSampler(RobustSampler):
+    inference_worker_cls = KickstartInferenceWorker
+
     def __init__(self, *args, layout: Optional[KickstartLayout] = None, **kwargs):
         self.layout = layout  # before SF's __init__, which makes the workers
         super().__init__(*args, **kwargs)
 
-    def _make_inference_worker(self, event_loop, policy_id, worker_idx, param_server):
-        return KickstartInferenceWorker(
-            event_loop,
-            policy_id,
-            worker_idx,
-            self.buffer_mgr,
-            param_server,
-            self.inference_queues[policy_id],
-            self.cfg,
-            env_info=self.env_info,
-            layout=self.layout,
-        )
+    def inference_worker_kwargs(self) -> dict:
+        return dict(layout=self.layout)
 
 
 class KickstartLearnerWorker(RobustLearnerWorker):
     """The learner worker of a kickstarted run: RobustLearnerWorker plus the slots kickstarting adds."""
 
     def on_student_scores(self, scores):
-        """Slot of `adaptive.AdaptiveLambda`: the student's running score per teacher (KickstartLearner lowers f_i)."""
-        self.learner.set_student_scores(scores)
+        """Slot of `sf.observers.AdaptiveLambda`: the student's running score per teacher lowers f_i."""
+        self.learner.weights.observe_student_scores(scores)
 
 
 class KickstartRunner(RobustRunner):
-    """RobustRunner with our learner and teacher-aware inference. With layout=None it is plain APPO (plus the
-    base class's and FixedLearner's fixes)."""
+    """RobustRunner with our learner and teacher-aware inference. With layout=None it is plain APPO (plus the fixes
+    of `sf.fixes`)."""
 
     learner_worker_cls = KickstartLearnerWorker
 
@@ -220,12 +143,9 @@ class KickstartRunner(RobustRunner):
         self.layout = layout
         if layout is not None:
             self.register_observer(KickstartBuffers(layout))
-        # not register_policy_msg_handler(): in SF 2.1.1 it stores a bare function where a list is iterated
-        self.policy_msg_handlers.setdefault(tags.KS_STATS_MSG, []).append(_kickstart_stats_handler)
+        self.register_policy_msg_handler(tags.KS_STATS_MSG, write_kickstart_stats)
 
     def make_learner(self, cfg, env_info, policy_versions, policy_id, param_server):
-        from sf_kickstart.sf.learner import KickstartLearner
-
         return KickstartLearner(cfg, env_info, policy_versions, policy_id, param_server, layout=self.layout)
 
     def sampler_factory(self):
@@ -235,9 +155,3 @@ class KickstartRunner(RobustRunner):
         if self.layout is None:
             return super()._make_batcher(event_loop, policy_id)
         return KickstartBatcher(event_loop, policy_id, self.buffer_mgr, self.cfg, self.env_info, layout=self.layout)
-
-
-def _kickstart_stats_handler(runner, msg, policy_id):
-    env_steps = runner.env_steps.get(policy_id, 0)
-    for key, value in msg[tags.KS_STATS_MSG].items():
-        runner.writers[policy_id].add_scalar(tags.kickstart(key), value, env_steps)

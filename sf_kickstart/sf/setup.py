@@ -11,47 +11,52 @@ Every Sample Factory flag works. Ours (see `add_kickstart_args`):
 Everything that can be wrong with the input is checked here, in the main process, before any worker starts.
 """
 
+# sf.setup (this docstring is also `python -m sf_kickstart.train --help`): the flags, their parsing and validation,
+# `build_layout` (the run as validated: schedule, logit splits, routing, teachers read once and pinned) and `prepare`.
+# May import: Sample Factory's cfg code, the ground floor, `kickstart`, `suites`, `teachers`, `sf.storage`, `sf.fixes`.
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 import yaml
 
-from sample_factory.algo.utils.action_distributions import calc_num_action_parameters
-from sample_factory.algo.utils.env_info import extract_env_info
-from sample_factory.algo.utils.make_env import make_env_func_batched
-from sample_factory.algo.utils.misc import ExperimentStatus
 from sample_factory.cfg.arguments import maybe_load_from_checkpoint, parse_full_cfg, parse_sf_args
 from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 from sample_factory.utils.utils import experiment_dir, log, str2bool
 
-from sf_kickstart.agents.agent import experiment_cfg
-from sf_kickstart.device import DeviceError, check_device
-from sf_kickstart.envprobe import EnvCreationError, make_env_info, probe_env_info, probe_observations
-from sf_kickstart.experiments import ExperimentError, checkpoint_paths, remove_partial_checkpoints
-from sf_kickstart.sf.learner import FixedLearner
-from sf_kickstart.kickstart.loss import UnsupportedActionSpace, logit_splits
-from sf_kickstart.sf.runner import KickstartLayout, KickstartRunner
+from sf_kickstart.device import check_device
+from sf_kickstart import checkpoints, provenance
+from sf_kickstart.envprobe import make_env_info, probe_env_info, probe_observations
+from sf_kickstart.experiments import checkpoint_paths, read_config, remove_partial_checkpoints
+from sf_kickstart.sf.fixes.learner import FixedLearner
+from sf_kickstart.sf.fixes.nonfinite import first_nonfinite
+from sf_kickstart.kickstart.loss import logit_splits
+from sf_kickstart.sf.storage import KickstartLayout
 from sf_kickstart.paths import CFG_DIR
+from sf_kickstart.errors import ExperimentError, UserError, prefixed
 from sf_kickstart.evaluation_cache import read_task_scores
 from sf_kickstart.kickstart.adaptive import EVAL_POLICY, teacher_score
 from sf_kickstart.kickstart.schedules import ADAPTIVE, SCHEDULES, KickstartSchedule, ScheduleError
 from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
 from sf_kickstart.teachers import (
+    FrozenTeacher,
     TeacherBank,
     TeacherError,
+    TeacherFiles,
     TeacherRouting,
+    TeacherSpec,
     check_spaces,
+    read_teacher,
     teacher_specs_from_cfg,
 )
 
-class EvalFlagError(ValueError):
+class EvalFlagError(UserError):
     pass
 
 
@@ -69,13 +74,7 @@ def add_eval_args(parser) -> None:
     g.add_argument("--eval_episodes", default=10, type=int, help="greedy episodes per task of each periodic evaluation")
 
 
-USER_ERRORS = (
-    SuiteError, TeacherError, ScheduleError, UnsupportedActionSpace, ExperimentError, EnvCreationError, DeviceError,
-    EvalFlagError,
-)
-
-
-class PresetError(ValueError):
+class PresetError(UserError):
     pass
 
 
@@ -140,6 +139,8 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         help="PBT: member 0 explores too (the paper's PBT); False keeps SF's unmutated reference member 0",
     )
     g.add_argument("--preset", default=None, type=str, help="YAML file of flag defaults (cfg/*.yaml)")
+    checkpoints.add_trust_arg(g)
+    provenance.add_args(g)
 
 
 def load_preset(path: str) -> dict:
@@ -163,7 +164,40 @@ def argv_value(argv: List[str], flag: str) -> Optional[str]:
     return None
 
 
-def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tuple[AttrDict, Suite]:
+HELP_FLAGS = ("-h", "--help")
+TRAIN_PROG = "python -m sf_kickstart.train"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """A command's description as written (its module docstring), every flag with its default (SF's formatter)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if "default" in text else super()._get_help_string(action)  # a help that says its default
+
+
+def wants_help(argv: List[str]) -> bool:
+    return any(a in HELP_FLAGS for a in argv)
+
+
+def print_help(parser: argparse.ArgumentParser, prog: str, doc: Optional[str], env_known: bool) -> None:
+    """Every flag the command takes (SF's, the env's when --env is known, ours), then exit 0."""
+    parser.prog, parser.description, parser.formatter_class = prog, doc, HelpFormatter
+    if not env_known:
+        parser.epilog = "Flags of the env itself (its suite's, its family's) are listed too with --env=ENV --help."
+    parser.print_help()
+    raise SystemExit(0)
+
+
+def parse_args(
+    argv: Optional[List[str]] = None,
+    evaluation: bool = False,
+    extra_args: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+    prog: str = TRAIN_PROG,
+    doc: Optional[str] = __doc__,
+) -> Tuple[AttrDict, Suite]:
+    """SF's flags, the env's (`suite.add_args`), ours and `extra_args`' (a command's own flags, for its --help).
+    `--help` lists them all under `prog` and `doc` and exits 0, with or without --env (SF's own exits 2 without)."""
     argv = list(sys.argv[1:] if argv is None else argv)
 
     preset = argv_value(argv, "preset")
@@ -171,23 +205,43 @@ def parse_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Tu
     if "env" in preset_values and argv_value(argv, "env") is None:
         argv = [f"--env={preset_values['env']}"] + argv
 
-    parser, partial_cfg = parse_sf_args(argv, evaluation=evaluation)
-    suite = prepare_env(partial_cfg.env)  # SuiteError for unknown suites/tasks or missing simulators
-    suite.add_args(parser)
-    suite.override_defaults(partial_cfg.env, parser)
+    help_only = wants_help(argv) and argv_value(argv, "env") is None  # SF's --env is required: no env flags then
+    parser, partial_cfg = parse_sf_args(argv + ["--env=?"] if help_only else argv, evaluation=evaluation)
+    suite = None if help_only else prepare_env(partial_cfg.env)  # SuiteError for unknown suites/tasks or simulators
+    if suite is not None:
+        suite.add_args(parser)
+        suite.override_defaults(partial_cfg.env, parser)
     add_kickstart_args(parser)
     add_eval_args(parser)
+    if extra_args is not None:
+        extra_args(parser)
 
     known = {a.dest for a in parser._actions}
     unknown_keys = [k for k in preset_values if k not in known]
     if unknown_keys:
         raise PresetError(f"Preset {preset!r} sets unknown flags: {unknown_keys}")
-    if suite.has_suite_score:
+    if suite is not None and suite.has_suite_score:
         parser.set_defaults(pbt_target_objective="suite_score")  # PBT ranks on the capped mean normalised score
     parser.set_defaults(**{k: v for k, v in preset_values.items() if k != "env"})
+    if wants_help(argv):
+        print_help(parser, prog, doc, env_known=suite is not None)
 
     cfg = parse_full_cfg(parser, argv)
     return cfg, suite
+
+
+PER_INVOCATION = ("trust_checkpoint", "kickstart_allow_teacher_change")  # never inherited from config.json
+
+
+def resume_cfg(cfg) -> AttrDict:
+    """The run's saved config.json (ExperimentError when it is not a JSON object) merged with this command line
+    (SF's maybe_load_from_checkpoint); PER_INVOCATION flags are this command line's, never the saved run's."""
+    fail = prefixed("Cannot resume:", ExperimentError, " (fix or remove it, or start a new --experiment)")
+    read_config(experiment_dir(cfg=cfg, mkdir=False), fail=fail)
+    given = {k: getattr(cfg, k) for k in PER_INVOCATION}
+    cfg = maybe_load_from_checkpoint(cfg)
+    cfg.update(given)
+    return cfg
 
 
 def check_student_checkpoint(cfg) -> None:
@@ -199,7 +253,7 @@ def check_student_checkpoint(cfg) -> None:
         remove_partial_checkpoints(os.path.join(exp_dir, f"checkpoint_p{policy_id}"))  # never resume from a partial file
         checkpoints = checkpoint_paths(exp_dir, policy_id, cfg.load_checkpoint_kind)
         if checkpoints:
-            FixedLearner.load_checkpoint(checkpoints, "cpu")
+            FixedLearner.load_checkpoint(checkpoints, "cpu", trust=cfg.trust_checkpoint)
 
 
 def resolve_teacher_scores(specs, has_task_scores: bool = True) -> List[float]:
@@ -210,11 +264,62 @@ def resolve_teacher_scores(specs, has_task_scores: bool = True) -> List[float]:
     ]
 
 
-def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
-    """Validate schedule and teachers against the student's env; None when there is no teacher.
-    `env_info` may be an EnvInfo or a callable producing it (called only when there is a teacher)."""
-    KickstartSchedule.from_cfg(cfg)  # ScheduleError for impossible values, teacher or not
+def teacher_env_info(cfg, files: TeacherFiles):
+    """Spaces of the env the teacher was trained on (its config.json's env and flags over this run's)."""
+    what, env = f"Teacher {files.spec.name!r}", files.cfg.get("env")
+    if env is None:
+        raise TeacherError(f"{what}: config.json has no 'env'")
+    try:
+        prepare_env(env)
+    except SuiteError as exc:
+        raise TeacherError(f"{what} was trained on {env!r}, which cannot be created here: {exc}") from exc
+    return make_env_info(AttrDict({**cfg, **{k: v for k, v in files.cfg.items() if k not in ("teacher", "teachers")}}))
 
+
+def read_teachers(cfg, specs: List[TeacherSpec], env_info) -> List[TeacherFiles]:
+    """Each teacher's config.json and checkpoint, read once, for an env with the student's spaces. Each spec is then
+    pinned to the checkpoint it was read from (file and sha256): the inference workers load exactly these bytes."""
+    teachers = []
+    for spec in specs:
+        files = read_teacher(spec)
+        info = teacher_env_info(cfg, files)
+        check_spaces(spec.name, info.obs_space, info.action_space, env_info.obs_space, env_info.action_space)
+        spec.checkpoint, spec.sha256 = files.checkpoint_path, files.sha256
+        teachers.append(files)
+    return teachers
+
+
+def check_teacher_finite(teacher: FrozenTeacher, obs: Dict[str, torch.Tensor]) -> None:
+    """TeacherError when the teacher's logits on `obs` (raw observations sampled from the student's env, zero
+    recurrent state) are not all finite, naming the first non-finite parameter or buffer (e.g. a normaliser's
+    running variance) if there is one. A NaN teacher would otherwise make the kickstart loss, then the student's
+    weights and checkpoints, NaN from the first batch."""
+    n = len(next(iter(obs.values())))
+    logits, _ = teacher.forward(obs, torch.zeros(n, teacher.rnn_size))
+    if torch.isfinite(logits).all():
+        return
+    bad = first_nonfinite(dict([*teacher.model.named_parameters(), *teacher.model.named_buffers()]))
+    cause = f"its first non-finite parameter tensor is {bad!r}" if bad else "all its parameters are finite"
+    raise TeacherError(
+        f"Teacher {teacher.spec.name!r} ({teacher.checkpoint_path}) gives non-finite logits on {n} observations "
+        f"sampled from the student's env; {cause}"
+    )
+
+
+def adaptive_teacher_scores(cfg, suite: Suite, specs) -> Optional[List[float]]:
+    """G_T,i per teacher for `--kickstart_schedule=adaptive` (`resolve_teacher_scores`), else None."""
+    if cfg.kickstart_schedule != ADAPTIVE:
+        return None
+    scores = resolve_teacher_scores(specs, has_task_scores=suite.has_suite_score)
+    log.info(f"Adaptive λ: teacher scores G_T = {dict(zip([s.name for s in specs], scores))}")
+    return scores
+
+
+def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
+    """Validate schedule and teachers against the student's env; None when there is no teacher. What was validated
+    (the schedule, the logit splits, the routing, the pinned teachers) is the layout, used as it is downstream.
+    `env_info` may be an EnvInfo or a callable producing it (called only when there is a teacher)."""
+    schedule = KickstartSchedule.from_cfg(cfg)  # ScheduleError for impossible values, teacher or not
     task_names = suite.task_names(cfg.env)
     specs = teacher_specs_from_cfg(cfg, task_names)
     if cfg.kickstart_distill_only and not specs:
@@ -227,35 +332,27 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     if callable(env_info):
         env_info = env_info()
     env_info = env_info if env_info is not None else make_env_info(cfg)
-    logit_splits(env_info.action_space)  # UnsupportedActionSpace for continuous control
-
-    for spec in specs:
-        tcfg = experiment_cfg(spec.path, what=f"Teacher {spec.name!r}", error=TeacherError)
-        teacher_env_cfg = AttrDict({**cfg, **{k: v for k, v in tcfg.items() if k not in ("teacher", "teachers")}})
-        teacher_info = make_env_info(teacher_env_cfg)
-        check_spaces(spec.name, teacher_info.obs_space, teacher_info.action_space, env_info.obs_space, env_info.action_space)
-
-    # loads every checkpoint into its architecture; the fast execution paths are built where teachers run
-    bank = TeacherBank(specs, task_names, env_info.obs_space, env_info.action_space, "cpu", fast=False)
+    splits = logit_splits(env_info.action_space)  # UnsupportedActionSpace for continuous control
+    teachers = read_teachers(cfg, specs, env_info)
+    routing = TeacherRouting.of(specs, task_names)
+    # every model built from what was read; the fast execution paths are built where the teachers run
+    bank = TeacherBank(teachers, routing, env_info.obs_space, env_info.action_space, "cpu", fast=False)
     probe = probe_observations(cfg)
-    for teacher in bank.teachers:
-        teacher.check_finite(probe)
     for spec, teacher in zip(specs, bank.teachers):
+        check_teacher_finite(teacher, probe)
         log.info(
             f"Teacher {spec.name}: {teacher.checkpoint_path} (trained {teacher.env_steps} frames, rnn state "
             f"{teacher.rnn_size}, rho={spec.rho}) supervises {spec.tasks}"
         )
-    teacher_scores = None
-    if cfg.kickstart_schedule == ADAPTIVE:
-        teacher_scores = resolve_teacher_scores(specs, has_task_scores=suite.has_suite_score)
-        log.info(f"Adaptive λ: teacher scores G_T = {dict(zip([s.name for s in specs], teacher_scores))}")
     return KickstartLayout(
         student_rnn=get_rnn_size(cfg),
         teacher_rnn=bank.rnn_size,
-        num_logits=calc_num_action_parameters(env_info.action_space),
+        num_logits=sum(splits),
         specs=specs,
-        routing=TeacherRouting.of(specs, task_names),
-        teacher_scores=teacher_scores,
+        routing=routing,
+        teacher_scores=adaptive_teacher_scores(cfg, suite, specs),
+        schedule=schedule,
+        splits=splits,
     )
 
 
@@ -264,10 +361,11 @@ def prepare(argv: Optional[List[str]] = None):
     check_device(cfg.device)  # --device=gpu without CUDA: an error here, not an IndexError in SF's sampler
     check_eval_args(cfg)
     if cfg.restart_behavior == "resume":
-        cfg = maybe_load_from_checkpoint(cfg)
+        cfg = resume_cfg(cfg)
     if not isinstance(cfg, AttrDict):
         cfg = AttrDict(vars(cfg))  # SF #263: PBT (and restarts other than resume) need a subscriptable cfg
     check_student_checkpoint(cfg)
+    recorded = cfg.get(provenance.IDENTITY_KEY)  # the teachers the run started with (config.json), None if new
     probed = []
 
     def env_info():
@@ -276,5 +374,6 @@ def prepare(argv: Optional[List[str]] = None):
         return probed[0]
 
     layout = build_layout(cfg, suite, env_info)  # schedule and teacher paths are checked before any env is made
+    provenance.record_teachers(cfg, layout.specs if layout is not None else [], recorded)  # a changed teacher: error
     env_info()  # an env that cannot be created in a fresh process is an error here, not a hang later
     return cfg, layout, suite

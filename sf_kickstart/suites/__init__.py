@@ -1,1 +1,11 @@
-"""Environment suites: each suite is a registration with Sample Factory (see suites/registry.py)."""
+"""Environment suites: each family of envs is a registration with Sample Factory (env factory, flags, per-task
+summaries), declared in `registry` and imported lazily (a simulator may be missing).
+
+registry    the families, `suite_for_env`/`prepare_env`, `SuiteError`, the task-id observation key
+base        what every multi-task suite repeats: env/stat names per task (`TaskFamily`), the one-hot task id,
+            `cfg_value`
+scoring     the one normalised-score implementation (`ScoreTable`, per-task returns, the suite/* summaries)
+minigrid    the embedded default suite; atari, dmlab30, vizdoom, gym: Sample Factory's own families
+
+May import the ground floor and `kickstart`; nothing above (teachers, sf, agents, ...).
+"""

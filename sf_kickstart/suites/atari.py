@@ -71,7 +71,8 @@ from sf_examples.atari.atari_params import atari_override_defaults
 from sf_examples.atari.atari_utils import ATARI_ENVS, ATARI_H, ATARI_W, atari_env_by_name, make_atari_env
 
 from sf_kickstart import tags
-from sf_kickstart.suites.registry import TASK_ID_KEY, SuiteError, cfg_value
+from sf_kickstart.suites.base import TaskFamily, cfg_value, one_hot, task_id_space, with_episode_stat
+from sf_kickstart.suites.registry import TASK_ID_KEY, SuiteError
 from sf_kickstart.suites.scoring import ScoreTable, TaskReturns, install_suite_score
 
 ENV_PREFIX = "atari_"
@@ -184,8 +185,9 @@ def validate_env_name(env_name: str) -> List[str]:
     """Return the games `env_name` covers (one for a single-game env); SuiteError for an unknown name."""
     if is_suite_env(env_name):
         return suite_games(env_name)
-    if env_name.startswith(ENV_PREFIX) and env_name[len(ENV_PREFIX) :] in SF_GAME_IDS:
-        return [env_name[len(ENV_PREFIX) :]]
+    game = FAMILY.single_task(env_name, SF_GAME_IDS)
+    if game is not None:
+        return [game]
     raise SuiteError(
         f"Unknown Atari env {env_name!r}: expected {SUITE_ENV}, {SUITE_57_ENV}, {CUSTOM_SUITE_PREFIX}<g1>+<g2>... or "
         f"one of SF's single games {', '.join(ENV_PREFIX + g for g in ATARI_57)}"
@@ -197,17 +199,10 @@ def task_names(env_name: str) -> List[str]:
     return validate_env_name(env_name)
 
 
-def task_envs(env_name: str) -> Dict[str, str]:
-    """The games env_name plays -> the single-game env name of each (``atari_<game>``)."""
-    return {g: ENV_PREFIX + g for g in validate_env_name(env_name)}
-
-
-def stat_key(game: str) -> str:
-    """Key of a game's raw score (all lives) in info["episode_extra_stats"]."""
-    return f"{ENV_PREFIX}{game}_raw_score"
-
-
-STAT_KEY_TO_GAME: Dict[str, str] = {stat_key(g): g for g in ATARI_57}
+FAMILY = TaskFamily(ENV_PREFIX, "raw_score", validate_env_name)
+task_envs = FAMILY.task_envs  # the games an env plays -> ``atari_<game>``
+stat_key = FAMILY.stat_key  # a game's raw score (all lives) in info["episode_extra_stats"]
+STAT_KEY_TO_GAME: Dict[str, str] = FAMILY.stat_keys(ATARI_57)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -263,10 +258,7 @@ class AtariGameStats(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         score = _episode_score(info)
         if score is not None:
-            info = dict(info)
-            extra = dict(info.get("episode_extra_stats", {}))
-            extra[self._key] = score
-            info["episode_extra_stats"] = extra
+            info = with_episode_stat(info, self._key, score)
         return obs, reward, terminated, truncated, info
 
 
@@ -278,14 +270,8 @@ class AtariTaskId(gym.ObservationWrapper):
         if not 0 <= task_id < num_tasks:
             raise SuiteError(f"task id {task_id} outside [0, {num_tasks})")
         self.task_id = task_id
-        self._one_hot = np.zeros(num_tasks, dtype=np.float32)
-        self._one_hot[task_id] = 1.0
-        self.observation_space = gym.spaces.Dict(
-            {
-                "obs": env.observation_space,
-                TASK_ID_KEY: gym.spaces.Box(0.0, 1.0, (num_tasks,), dtype=np.float32),
-            }
-        )
+        self._one_hot = one_hot(task_id, num_tasks)
+        self.observation_space = gym.spaces.Dict({"obs": env.observation_space, TASK_ID_KEY: task_id_space(num_tasks)})
 
     def observation(self, observation):
         return {"obs": observation, TASK_ID_KEY: self._one_hot.copy()}

@@ -45,6 +45,7 @@ from sf_examples.dmlab.dmlab_params import add_dmlab_env_args, dmlab_override_de
 from sf_examples.dmlab.dmlab_utils import dmlab_available
 
 from sf_kickstart import tags
+from sf_kickstart.suites.base import one_hot, task_id_space
 from sf_kickstart.suites.registry import SUITE_SCORE_KEY, TASK_ID_KEY, SuiteError
 from sf_kickstart.suites.scoring import publish_suite_score, warn_if_batched
 
@@ -106,11 +107,10 @@ def env_levels(env_name: str) -> List[str]:
 
 def task_one_hot(level: str) -> np.ndarray:
     """One-hot over DMLAB30_LEVELS of a level path or name; all zeros for a level outside DMLab-30."""
-    v = np.zeros(NUM_LEVELS, dtype=np.float32)
     name = _level_name(level)
-    if name in DMLAB30_LEVELS:
-        v[DMLAB30_LEVELS.index(name)] = 1.0
-    return v
+    if name not in DMLAB30_LEVELS:
+        return np.zeros(NUM_LEVELS, dtype=np.float32)
+    return one_hot(DMLAB30_LEVELS.index(name), NUM_LEVELS)
 
 
 class DmlabTaskId(gym.ObservationWrapper):
@@ -123,7 +123,7 @@ class DmlabTaskId(gym.ObservationWrapper):
         if not self._one_hot.any():
             log.warning("DMLab level %r is not a DMLab-30 level: its %r is all zeros", level, TASK_ID_KEY)
         spaces = dict(env.observation_space.spaces)
-        spaces[TASK_ID_KEY] = gym.spaces.Box(0.0, 1.0, (NUM_LEVELS,), dtype=np.float32)
+        spaces[TASK_ID_KEY] = task_id_space(NUM_LEVELS)
         self.observation_space = gym.spaces.Dict(spaces)
 
     def observation(self, observation):

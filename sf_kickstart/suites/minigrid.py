@@ -92,6 +92,7 @@ import numpy as np
 from sample_factory.algo.utils.context import global_env_registry
 from sample_factory.envs.env_utils import register_env
 
+from sf_kickstart.suites.base import TaskFamily, cfg_value, one_hot, task_id_space, with_episode_stat
 from sf_kickstart.suites.registry import TASK_ID_KEY, SuiteError
 from sf_kickstart.suites.scoring import ScoreTable, TaskReturns, install_suite_score
 
@@ -167,8 +168,9 @@ def validate_env_name(env_name: str) -> List[str]:
     """Raise SuiteError unless env_name is one of ENV_NAMES; return the tasks the env plays (one, or all)."""
     if env_name == SUITE_ENV:
         return list(TASK_NAMES)
-    if env_name.startswith(ENV_PREFIX) and env_name[len(ENV_PREFIX) :] in GYM_IDS:
-        return [env_name[len(ENV_PREFIX) :]]
+    task = FAMILY.single_task(env_name, TASK_NAMES)
+    if task is not None:
+        return [task]
     raise SuiteError(f"Unknown MiniGrid env {env_name!r}: expected one of {', '.join(ENV_NAMES)}")
 
 
@@ -178,17 +180,10 @@ def task_names(env_name: str) -> List[str]:
     return list(TASK_NAMES)
 
 
-def task_envs(env_name: str) -> Dict[str, str]:
-    """The tasks env_name plays -> the single-task env name of each (``minigrid_<Task>``)."""
-    return {t: ENV_PREFIX + t for t in validate_env_name(env_name)}
-
-
-def stat_key(task: str) -> str:
-    """Key of a task's raw episode return in info["episode_extra_stats"]."""
-    return f"{ENV_PREFIX}{task}_raw_return"
-
-
-STAT_KEY_TO_TASK: Dict[str, str] = {stat_key(t): t for t in TASK_NAMES}
+FAMILY = TaskFamily(ENV_PREFIX, "raw_return", validate_env_name)
+task_envs = FAMILY.task_envs  # the tasks an env plays -> ``minigrid_<Task>``
+stat_key = FAMILY.stat_key  # a task's raw episode return in info["episode_extra_stats"]
+STAT_KEY_TO_TASK: Dict[str, str] = FAMILY.stat_keys(TASK_NAMES)
 
 
 def check_available(env_name: str) -> None:
@@ -217,16 +212,14 @@ def encode_observation(image: np.ndarray, direction: int) -> np.ndarray:
 
 
 def task_one_hot(task_id: int) -> np.ndarray:
-    v = np.zeros(NUM_TASKS, dtype=np.float32)
-    v[task_id] = 1.0
-    return v
+    return one_hot(task_id, NUM_TASKS)
 
 
 def observation_space() -> gym.spaces.Dict:
     return gym.spaces.Dict(
         {
             "obs": gym.spaces.Box(0, 1, (OBS_SIZE,), dtype=np.uint8),
-            TASK_ID_KEY: gym.spaces.Box(0.0, 1.0, (NUM_TASKS,), dtype=np.float32),
+            TASK_ID_KEY: task_id_space(NUM_TASKS),
         }
     )
 
@@ -275,10 +268,7 @@ class MinigridTaskEnv(gym.Env):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._episode_return += float(reward)
         if terminated or truncated:
-            info = dict(info)
-            extra = dict(info.get("episode_extra_stats", {}))
-            extra[self._stat_key] = self._episode_return
-            info["episode_extra_stats"] = extra
+            info = with_episode_stat(info, self._stat_key, self._episode_return)
         return self._obs(obs), reward, terminated, truncated, info
 
     def render(self):
@@ -295,7 +285,7 @@ def task_for_env(env_name: str, env_config: Optional[Mapping] = None) -> str:
         return tasks[0]
     if env_config is None:
         return TASK_NAMES[0]
-    env_id = env_config.get("env_id", None) if hasattr(env_config, "get") else getattr(env_config, "env_id", None)
+    env_id = cfg_value(env_config, "env_id")
     return TASK_NAMES[int(env_id or 0) % NUM_TASKS]
 
 

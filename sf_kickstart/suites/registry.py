@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
+from sf_kickstart.errors import UserError
 from sf_kickstart.tags import SUITE_SCORE_KEY  # noqa: F401 - re-exported: suites and tests import it from here
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 TASK_ID_KEY = "task_id"
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError):
     """Unknown suite/task or a suite whose simulator is not installed."""
 
 
@@ -122,13 +123,3 @@ def prepare_env(env: str) -> Suite:
 
 def default_task_names(env: str) -> List[str]:
     return suite_for_env(env).task_names(env)
-
-
-
-def cfg_value(cfg, key: str, default=None):
-    """A flag's value from a cfg that may be an AttrDict, a plain dict, an argparse Namespace or None."""
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)

@@ -23,7 +23,7 @@ from sample_factory.algo.utils.misc import EPISODIC
 from sample_factory.utils.utils import log
 
 from sf_kickstart import tags
-from sf_kickstart.suites.registry import cfg_value
+from sf_kickstart.suites.base import cfg_value
 
 
 @dataclass(frozen=True)
@@ -84,19 +84,13 @@ def publish_suite_score(runner, policy_id: int, score: float, num_policies: int)
     avg[tags.SUITE_SCORE_KEY][policy_id].append(float(score))
 
 
-#: runner attribute {policy_id: {task: min(100, N_i)}}: each task's running score on the suite-score scale
-TASK_SCORES_ATTR = "suite_task_scores"
-
-
-def publish_task_scores(runner, policy_id: int, scores: Mapping[str, float]) -> None:
-    """Per task, the running score on the suite-score scale (what adaptive λ compares with a teacher's score)."""
-    if not hasattr(runner, TASK_SCORES_ATTR):
-        setattr(runner, TASK_SCORES_ATTR, {})
-    getattr(runner, TASK_SCORES_ATTR)[policy_id] = dict(scores)
-
-
 def published_task_scores(runner, policy_id: int) -> Dict[str, float]:
-    return dict(getattr(runner, TASK_SCORES_ATTR, {}).get(policy_id, {}))
+    """Per task, the policy's running score on the suite-score scale, min(100, N_i), as the suite's summaries last
+    wrote it (what adaptive λ compares with a teacher's score); {} before any or without a suite score."""
+    for observer in runner.observers:
+        if isinstance(observer, SuiteSummaries):
+            return dict(observer.task_scores.get(policy_id, {}))
+    return {}
 
 
 class SuiteSummaries(AlgoObserver):
@@ -106,6 +100,7 @@ class SuiteSummaries(AlgoObserver):
         self.returns = returns
         self.table = table
         self.seen_tags = (tags.TASKS_SEEN, *seen_aliases)
+        self.task_scores: Dict[int, Dict[str, float]] = {}  # {policy_id: {task: min(100, N_i)}}: published_task_scores
 
     def write(self, runner, policy_id: int, writer, env_steps: int) -> Optional[float]:
         """Write suite/* for one policy and publish its suite score. Returns the score (None: no task seen yet)."""
@@ -122,7 +117,7 @@ class SuiteSummaries(AlgoObserver):
         for tag in self.seen_tags:
             writer.add_scalar(tag, len(means), env_steps)
         publish_suite_score(runner, policy_id, score, len(self.returns.returns))
-        publish_task_scores(runner, policy_id, {task: min(100.0, n) for task, n in normalized.items()})
+        self.task_scores[policy_id] = {task: min(100.0, n) for task, n in normalized.items()}
         return score
 
     def extra_summaries(self, runner, policy_id, writer, env_steps: int) -> None:

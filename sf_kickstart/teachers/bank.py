@@ -15,7 +15,7 @@ whole episode, and the block is zeroed at episode ends.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from sample_factory.utils.utils import log
 
 from sf_kickstart.suites.registry import TASK_ID_KEY
 from sf_kickstart.teachers import kernel
-from sf_kickstart.teachers.frozen import FrozenTeacher, example_inputs
+from sf_kickstart.teachers.frozen import FrozenTeacher, TeacherFiles, example_inputs
 from sf_kickstart.teachers.spec import TeacherRouting, TeacherSpec
 from sf_kickstart.teachers.stacked import StackedTeachers, stack_signature
 
@@ -71,15 +71,16 @@ def reproduces_members(executor, teachers: Sequence[FrozenTeacher], obs_space, d
 
 class TeacherBank:
     def __init__(
-        self, specs: Sequence[TeacherSpec], task_names: Sequence[str], obs_space, action_space, device="cpu",
-        fast: bool = True, cpu_kernel: bool = True,
+        self, teachers: Sequence[Union[TeacherSpec, TeacherFiles]], routing: Union[TeacherRouting, Sequence[str]],
+        obs_space, action_space, device="cpu", fast: bool = True, cpu_kernel: bool = True,
     ):
-        """fast=False (validation in the main process): load and check every teacher, one executor each, untraced.
-        cpu_kernel=False: no compiled kernel executor (the torch executors only)."""
-        self.specs = list(specs)
-        self.routing = TeacherRouting.of(self.specs, task_names)
+        """teachers: what `frozen.read_teacher` read, or specs to read now. routing: the run's task -> teacher routing
+        (or the suite's task names to build it from). fast=False (validation in the main process): load and check
+        every teacher, one executor each, untraced. cpu_kernel=False: no compiled kernel executor (torch only)."""
         self.device = torch.device(device)
-        self.teachers = [FrozenTeacher(s, obs_space, action_space, device, fast=fast) for s in self.specs]
+        self.teachers = [FrozenTeacher(t, obs_space, action_space, device, fast=fast) for t in teachers]
+        self.specs = [t.spec for t in self.teachers]
+        self.routing = routing if isinstance(routing, TeacherRouting) else TeacherRouting.of(self.specs, routing)
         self.rnn_size = max((t.rnn_size for t in self.teachers), default=0)
         self.has_task_id = isinstance(obs_space, spaces.Dict) and TASK_ID_KEY in obs_space.spaces
         use_kernel = fast and cpu_kernel and self.device.type == "cpu" and kernel.available()

@@ -4,11 +4,20 @@ A teacher is any SF experiment dir: its own `config.json` decides the architectu
 so plain SF checkpoints work), its latest `checkpoint_p<policy>/checkpoint_*.pth` gives the weights and its own
 observation-normaliser statistics. Teachers are never child modules of the student (not in its state_dict, optimizer
 or checkpoints). `FrozenTeacher.forward` is the reference every faster executor (teachers.stacked) is checked against.
+
+An experiment dir is read once (`read_teacher` -> `TeacherFiles`: its config.json and one checkpoint, with the sha256
+of the bytes loaded), and a `FrozenTeacher` is built from what was read, so a caller can check the config (e.g. the
+spaces of the env it was trained on) before any model is built, and never reads a file twice. A failure to build the
+model is raised through the caller's `fail` (`errors.Fail`, default: a TeacherError naming the teacher), so every
+caller gets its own error class and wording first hand.
+
+May import: Sample Factory's model code, the ground floor, `teachers.spec`.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -20,16 +29,14 @@ from sample_factory.model.actor_critic import ActorCriticSharedWeights, create_a
 from sample_factory.model.model_utils import get_rnn_size
 from sample_factory.utils.attr_dict import AttrDict
 
-from sf_kickstart.experiments import ExperimentError, latest_checkpoint, load_checkpoint, read_config
-from sf_kickstart.sf.nonfinite import first_nonfinite
+from sf_kickstart.checkpoints import load_verified
+from sf_kickstart.errors import Fail, prefixed
+from sf_kickstart.experiments import latest_checkpoint, read_config
 from sf_kickstart.teachers.spec import TeacherError, TeacherSpec
 
 
 def load_teacher_cfg(exp_dir: str) -> AttrDict:
-    try:
-        return AttrDict(read_config(exp_dir, required=True))
-    except ExperimentError as exc:
-        raise TeacherError(f"Teacher {exc}") from exc
+    return AttrDict(read_config(exp_dir, required=True, fail=prefixed("Teacher", TeacherError)))
 
 
 def teacher_checkpoint(spec: TeacherSpec) -> str:
@@ -37,6 +44,41 @@ def teacher_checkpoint(spec: TeacherSpec) -> str:
     if path is None:
         raise TeacherError(f"Teacher {spec.path!r} has no checkpoint: no {spec.path}/checkpoint_p{spec.policy}/checkpoint_*.pth")
     return path
+
+
+@dataclass
+class TeacherFiles:
+    """What a teacher's experiment dir held when it was read: its config.json and one checkpoint."""
+
+    spec: TeacherSpec
+    cfg: AttrDict
+    checkpoint_path: str
+    checkpoint: Dict  # the SF checkpoint dict (model state dict, env_steps, ...)
+    sha256: str  # of the checkpoint file's bytes it was loaded from
+
+
+def read_teacher(spec: TeacherSpec) -> TeacherFiles:
+    """Read the teacher's config.json and checkpoint (`spec.checkpoint`, else its latest one; with `spec.sha256`,
+    only if the file still has those bytes). TeacherError or the loader's CheckpointLoadError when they cannot be."""
+    path = teacher_checkpoint(spec)
+    ckpt, sha256 = load_verified(path, "cpu", trust=spec.trust, sha256=spec.sha256)
+    return TeacherFiles(spec, load_teacher_cfg(spec.path), path, ckpt, sha256)
+
+
+def build_model(files: TeacherFiles, obs_space, action_space, fail: Fail):
+    """SF's actor-critic from the teacher's config.json with its checkpoint's weights (strict)."""
+    try:
+        model = create_actor_critic(files.cfg, obs_space, action_space)
+    except Exception as exc:  # noqa: BLE001
+        raise fail(f"could not be built from its config.json ({type(exc).__name__}: {exc})") from exc
+    try:
+        model.load_state_dict(files.checkpoint["model"], strict=True)
+    except RuntimeError as exc:
+        raise fail(
+            f"checkpoint {files.checkpoint_path!r} does not fit the architecture in its config.json for the "
+            f"observation/action spaces it is to run on:\n{exc}"
+        ) from exc
+    return model
 
 
 def _describe_space(space) -> str:
@@ -135,24 +177,17 @@ class FrozenTeacher:
     Its forward is traced with TorchScript when the trace reproduces the eager forward exactly on other batch sizes
     (per-call overhead, not FLOPs, dominates a small teacher at rollout batch sizes); otherwise it runs eagerly."""
 
-    def __init__(self, spec: TeacherSpec, obs_space, action_space, device="cpu", fast: bool = True):
-        self.spec = spec
-        self.cfg = load_teacher_cfg(spec.path)
-        self.checkpoint_path = teacher_checkpoint(spec)
-        ckpt = load_checkpoint(self.checkpoint_path, "cpu")
-        try:
-            model = create_actor_critic(self.cfg, obs_space, action_space)
-        except Exception as exc:  # noqa: BLE001
-            raise TeacherError(
-                f"Could not build teacher {spec.name!r} from its config.json ({type(exc).__name__}: {exc})"
-            ) from exc
-        try:
-            model.load_state_dict(ckpt["model"], strict=True)
-        except RuntimeError as exc:
-            raise TeacherError(
-                f"Teacher {spec.name!r} checkpoint {self.checkpoint_path!r} does not fit the architecture in its "
-                f"config.json for the student's observation/action spaces:\n{exc}"
-            ) from exc
+    def __init__(
+        self, teacher: Union[TeacherSpec, TeacherFiles], obs_space, action_space, device="cpu", fast: bool = True,
+        fail: Optional[Fail] = None,
+    ):
+        """`teacher`: what `read_teacher` read, or a spec to read now. `fail`: how a model that cannot be built from
+        it is raised (default: a TeacherError naming the teacher)."""
+        files = teacher if isinstance(teacher, TeacherFiles) else read_teacher(teacher)
+        self.spec, self.cfg = files.spec, files.cfg
+        self.checkpoint_path, self.sha256 = files.checkpoint_path, files.sha256
+        fail = fail or prefixed(f"Teacher {self.spec.name!r}", TeacherError)
+        model = build_model(files, obs_space, action_space, fail)
         model.model_to_device(torch.device(device))
         self.device = torch.device(device)
         model.eval()
@@ -164,7 +199,7 @@ class FrozenTeacher:
         self.lean_tail = isinstance(model, ActorCriticSharedWeights) and isinstance(
             getattr(model, "action_parameterization", None), ActionParameterizationDefault
         )
-        self.env_steps = int(ckpt.get("env_steps", 0))
+        self.env_steps = int(files.checkpoint.get("env_steps", 0))
 
         self.obs_keys = sorted(obs_space.spaces.keys()) if isinstance(obs_space, spaces.Dict) else ["obs"]
         self.eager = _LogitsAndState(model, self.obs_keys, self.lean_tail).eval()
@@ -176,22 +211,6 @@ class FrozenTeacher:
         gen = torch.Generator().manual_seed(0)
         example, *checks = [example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen) for n in (3, 1, 7)]
         return trace_if_exact(self.eager, example, checks, rtol=1e-5)
-
-    def check_finite(self, obs: Dict[str, Tensor]) -> None:
-        """TeacherError when the teacher's logits on `obs` (raw observations sampled from the student's env, zero
-        recurrent state) are not all finite, naming the first non-finite parameter or buffer (e.g. a normaliser's
-        running variance) if there is one. A NaN teacher would otherwise make the kickstart loss, then the student's
-        weights and checkpoints, NaN from the first batch."""
-        n = len(next(iter(obs.values())))
-        logits, _ = self.forward(obs, torch.zeros(n, self.rnn_size))
-        if torch.isfinite(logits).all():
-            return
-        bad = first_nonfinite(dict([*self.model.named_parameters(), *self.model.named_buffers()]))
-        cause = f"its first non-finite parameter tensor is {bad!r}" if bad else "all its parameters are finite"
-        raise TeacherError(
-            f"Teacher {self.spec.name!r} ({self.checkpoint_path}) gives non-finite logits on {n} observations sampled "
-            f"from the student's env; {cause}"
-        )
 
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor) -> Tuple[Tensor, Tensor]:

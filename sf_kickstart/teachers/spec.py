@@ -10,9 +10,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sf_kickstart import experiments
+from sf_kickstart.errors import UserError, prefixed
 
 
-class TeacherError(ValueError):
+class TeacherError(UserError):
     """A teacher that cannot be used: missing, no checkpoint, corrupt, or incompatible spaces."""
 
 
@@ -25,6 +26,9 @@ class TeacherSpec:
     checkpoint: Optional[str] = None  # a given checkpoint file instead of the latest (evaluation, enjoy)
     #: its score per task on the suite-score scale, from the map's `score:` entries (adaptive λ's G_T); {} = not given
     task_scores: Dict[str, float] = field(default_factory=dict)
+    source: Optional[str] = None  # the teacher as the user named it (a dir, zoo:NAME, hf://user/repo[@revision])
+    trust: Optional[str] = None  # the run's --trust_checkpoint (checkpoints.TrustPolicy)
+    sha256: Optional[str] = None  # pinned once verified: a checkpoint with other bytes is refused
 
     @property
     def name(self) -> str:
@@ -32,13 +36,10 @@ class TeacherSpec:
 
 
 def resolve_experiment_dir(path: str, train_dir: Optional[str]) -> str:
-    """`experiments.resolve_experiment_dir` (paths, names under train_dir, zoo:NAME, hf://user/repo), as a TeacherError."""
-    try:
-        return experiments.resolve_experiment_dir(path, train_dir)
-    except experiments.ExperimentError as exc:
-        raise TeacherError(
-            f"Teacher {exc}. A teacher is a Sample Factory experiment directory with config.json and checkpoint_p0/"
-        ) from exc
+    """`experiments.resolve_experiment_dir` (paths, names under train_dir, zoo:NAME, hf://user/repo), failing with a
+    TeacherError."""
+    hint = ". A teacher is a Sample Factory experiment directory with config.json and checkpoint_p0/"
+    return experiments.resolve_experiment_dir(path, train_dir, prefixed("Teacher", TeacherError, hint))
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def parse_teacher_map(path: str, train_dir: Optional[str], task_names: Sequence[
                 raise TeacherError(f"--teachers map gives teacher {spec.name!r} two different rho values")
             spec.tasks.append(task)
         else:
-            spec = by_path[key] = TeacherSpec(path=key[0], rho=rho, policy=key[1], tasks=[task])
+            spec = TeacherSpec(path=key[0], rho=rho, policy=key[1], tasks=[task], source=str(entry["path"]))
+            by_path[key] = spec
         if "score" in entry:
             spec.task_scores[task] = _score(entry["score"], task)
     return list(by_path.values())
@@ -138,7 +140,12 @@ def teacher_specs_from_cfg(cfg, task_names: Sequence[str]) -> List[TeacherSpec]:
     if teacher and teachers:
         raise TeacherError("Give either --teacher (one teacher for all tasks) or --teachers (a map), not both")
     if teachers:
-        return parse_teacher_map(teachers, cfg.train_dir, task_names)
-    if teacher:
-        return [TeacherSpec(path=resolve_experiment_dir(teacher, cfg.train_dir), tasks=list(task_names))]
-    return []
+        specs = parse_teacher_map(teachers, cfg.train_dir, task_names)
+    elif teacher:
+        path = resolve_experiment_dir(teacher, cfg.train_dir)
+        specs = [TeacherSpec(path=path, tasks=list(task_names), source=teacher)]
+    else:
+        return []
+    for spec in specs:
+        spec.trust = getattr(cfg, "trust_checkpoint", None)
+    return specs

@@ -1,4 +1,5 @@
-"""python -m sf_kickstart.zoo [--train_dir=DIR] [--env=ENV]: the teachers this machine has, and which can teach ENV."""
+"""python -m sf_kickstart.zoo [--train_dir=DIR] [--env=ENV]: the teachers this machine has (each with the first 12 hex
+digits of its checkpoint's sha256, as runs record it), and which can teach ENV."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import os
 import sys
 from typing import Dict, List, Optional
 
-from sf_kickstart.sources import ZOO_PREFIX, experiment_dirs, shipped, trained_frames
+from sf_kickstart.errors import UserError, exit_status
+from sf_kickstart import hub
+from sf_kickstart.checkpoints import file_sha256
+from sf_kickstart.experiments import experiment_dirs, latest_checkpoint, trained_frames
+from sf_kickstart.provenance import short_hash
+from sf_kickstart.sources import ZOO_PREFIX, shipped
 
 
 
@@ -38,7 +44,9 @@ def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dic
     from sf_kickstart.agents.evaluate import read_scores
     from sf_kickstart.teachers.frozen import spaces_match
 
-    row = dict(name=name, source=source, path=exp_dir, env="?", arch="?", frames=trained_frames(exp_dir), score=None)
+    checkpoint = latest_checkpoint(exp_dir)
+    row = dict(name=name, source=source, path=exp_dir, env="?", arch="?", frames=trained_frames(exp_dir), score=None,
+               sha256=file_sha256(checkpoint) if checkpoint else None)
     try:
         cfg = experiment_cfg(exp_dir)
     except AgentError as exc:
@@ -63,18 +71,19 @@ def find_teachers(train_dir: str, env: Optional[str] = None) -> List[dict]:
     for d in experiment_dirs(train_dir) if os.path.isdir(train_dir) else []:
         rel = os.path.relpath(d, train_dir)
         from_hub = os.path.commonpath([os.path.abspath(d), os.path.abspath(hub_root)]) == os.path.abspath(hub_root)
-        name = "hf://" + os.path.relpath(d, hub_root) if from_hub else rel
+        name = (hub.download_record(d) or {}).get("uri") or "hf://" + os.path.relpath(d, hub_root) if from_hub else rel
         rows.append(describe(name, "hub" if from_hub else "train_dir", d, env, memo))
     return rows
 
 
 def render(rows: List[dict], env: Optional[str]) -> str:
-    head = ["teacher (--teacher=...)", "source", "env", "architecture", "frames", "evaluated suite score"]
+    head = ["teacher (--teacher=...)", "source", "env", "architecture", "frames", "evaluated suite score",
+            "checkpoint sha256"]
     head += [f"can teach {env}"] if env else []
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         cells = [r["name"], r["source"], r["env"], r["arch"], str(r["frames"] or "?"),
-                 f"{r['score']:.1f}" if r["score"] is not None else "not evaluated"]
+                 f"{r['score']:.1f}" if r["score"] is not None else "not evaluated", short_hash(r["sha256"])]
         if env:
             cells.append("yes" if r.get("teaches") else "no")
         lines.append(" | ".join(cells))
@@ -87,13 +96,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--env", default=None, help="say which teachers can kickstart a student on this env")
     opts = parser.parse_args(argv)
     if opts.env is not None:
-        from sf_kickstart.suites.registry import SuiteError, prepare_env
+        from sf_kickstart.suites.registry import prepare_env
 
         try:
             prepare_env(opts.env)
-        except SuiteError as exc:
-            print(f"sf_kickstart: error: {exc}", file=sys.stderr)
-            return 2
+        except UserError as exc:
+            return exit_status(exc)
     rows = find_teachers(opts.train_dir, opts.env)
     print(render(rows, opts.env))
     for r in rows:

@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import torch
 
 from sf_kickstart.agents.evaluate import EVAL_DIR, evaluate_experiment, render_markdown
-from sf_kickstart.experiments import latest_checkpoint, load_checkpoint
+from sf_kickstart.checkpoints import load_checkpoint
+from sf_kickstart.experiments import latest_checkpoint
 from sf_kickstart.agents.zoo import architecture
 from sf_kickstart.sources import ZOO_DIR, ZOO_PREFIX
 

@@ -24,14 +24,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from sample_factory.utils.utils import str2bool
 
 from sf_kickstart import tags
-from sf_kickstart.populations.tune.population import POPULATION_MARKER
+from sf_kickstart.errors import UserError, exit_status
+from sf_kickstart.populations.tune.layout import POPULATION_MARKER, member_name, trial_dirname
+from sf_kickstart.processes import python_path
 
 SF_METRICS = (tags.REWARD, "len/len", "policy_stats/avg_true_objective")
 # flags the driver sets for each member (a member is one Sample Factory policy trained in its own experiment dir)
 MEMBER_FLAGS = ("num_policies", "with_pbt", "experiment", "train_dir", "train_for_env_steps", "restart_behavior", "seed")
 
 
-class TuneInputError(ValueError):
+class TuneInputError(UserError):
     pass
 
 
@@ -124,7 +126,6 @@ def member_space(cfg, args, member_argv: List[str], train_dir: str):
     the search space over the members' hyperparameters."""
     from sf_kickstart.sf.setup import prepare as prepare_member
     from sf_kickstart.populations.tune.space import DEFAULT_HYPERPARAMS, SF_KEYS, build_space
-    from sf_kickstart.populations.tune.trial import member_name
 
     member0 = [f"--train_dir={train_dir}", f"--experiment={cfg.experiment}/{member_name(0)}", "--num_policies=1",
                "--with_pbt=False"]
@@ -141,7 +142,7 @@ def prepare(argv: Sequence[str]):
     from sf_kickstart.populations.tune.trial import TrialPlan
 
     args, rest = split_argv(argv)
-    cfg, suite = parse_args(rest)
+    cfg, suite = parse_args(rest, extra_args=add_tune_args, prog="python -m sf_kickstart.tune", doc=__doc__)  # --help: all
     check_population(cfg, args)
     res = resources(cfg, args)
     train_dir = os.path.abspath(cfg.train_dir)
@@ -169,9 +170,7 @@ def prepare(argv: Sequence[str]):
 def start_ray(args) -> None:
     import ray
 
-    from sf_kickstart.populations.tune.trial import repo_root
-
-    pythonpath = os.pathsep.join(p for p in (repo_root(), os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+    pythonpath = python_path(os.getcwd())  # the members import the project (and any env module in the cwd)
     if args.ray_address is not None:
         ray.init(address=args.ray_address, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
         return
@@ -181,28 +180,57 @@ def start_ray(args) -> None:
              object_store_memory=args.tune_object_store_mb * 1024 * 1024, log_to_driver=False)
 
 
-def write_marker(plan, cfg, space, status: str) -> None:
-    from sf_kickstart.populations.tune.trial import member_name
-
+def write_marker(plan, cfg, space, status: str, unranked: Optional[Dict[str, int]] = None) -> None:
     os.makedirs(plan.root, exist_ok=True)
     marker = dict(status=status, members=[member_name(i) for i in range(cfg.num_policies)], metric=plan.metric,
                   interval=plan.interval, total_frames=plan.total_frames, hyperparams=space.mutated,
                   defaults=space.defaults)
+    if unranked is not None:
+        marker["unranked_intervals"] = unranked  # member -> intervals that wrote no metric (trial.ranking)
     with open(os.path.join(plan.root, POPULATION_MARKER), "w") as f:
         json.dump(marker, f, indent=1)
 
 
-def run_population(cfg, args, space, plan, res) -> int:
-    from ray import tune
+def make_scheduler(cfg, args, space, plan):
+    """Ray's PBT on the members' `score` (trial.ranking: NaN for a member whose interval wrote no metric, which PBT
+    leaves out of its quantiles)."""
     from ray.tune.schedulers import PopulationBasedTraining
 
-    from sf_kickstart.populations.tune.trial import run_trial, trial_dirname
-
-    scheduler = PopulationBasedTraining(
+    return PopulationBasedTraining(
         time_attr="env_steps", metric="score", mode="max", perturbation_interval=plan.interval,
         burn_in_period=float(cfg.pbt_start_mutation), quantile_fraction=float(cfg.pbt_replace_fraction),
         custom_explore_fn=space.explore_config, synch=args.tune_synch, log_config=True,
     )
+
+
+def unranked_intervals(results) -> Dict[str, int]:
+    """member -> how many of its results had no score (their interval wrote no metric), from Tune's results."""
+    out: Dict[str, int] = {}
+    for result in results:
+        df = result.metrics_dataframe
+        if df is None or "score" not in df or "member" not in df or not len(df):
+            continue
+        missing = int(df["score"].isna().sum())
+        if missing:
+            out[member_name(int(df["member"].iloc[-1]))] = missing
+    return out
+
+
+def report_unranked(unranked: Dict[str, int], metric: str) -> None:
+    from sf_kickstart.populations.tune.trial import UNRANKED_HINT
+
+    if unranked:
+        counts = ", ".join(f"{m}: {n}" for m, n in sorted(unranked.items()))
+        print(f"sf_kickstart: intervals too short to rank on {metric} (not ranked: neither exploited nor copied) - "
+              f"{counts}. {UNRANKED_HINT}.", file=sys.stderr)
+
+
+def run_population(cfg, args, space, plan, res) -> int:
+    from ray import tune
+
+    from sf_kickstart.populations.tune.trial import run_trial
+
+    scheduler = make_scheduler(cfg, args, space, plan)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(run_trial, plan=plan), res),
         param_space={"hp": tune.grid_search([space.initial(i, cfg.seed or 0) for i in range(cfg.num_policies)])},
@@ -216,21 +244,18 @@ def run_population(cfg, args, space, plan, res) -> int:
     )
     write_marker(plan, cfg, space, "running")
     results = tuner.fit()
-    failed = len(results.errors)
-    write_marker(plan, cfg, space, "finished" if not failed else f"{failed} member(s) failed")
+    failed, unranked = len(results.errors), unranked_intervals(results)
+    report_unranked(unranked, plan.metric)
+    write_marker(plan, cfg, space, "finished" if not failed else f"{failed} member(s) failed", unranked)
     return 0 if not failed else 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from sf_kickstart.sf.setup import USER_ERRORS, PresetError
-    from sf_kickstart.populations.tune.space import HyperparamError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cfg, args, space, plan, res = prepare(argv)
-    except (TuneInputError, HyperparamError, PresetError, *USER_ERRORS) as exc:
-        print(f"sf_kickstart: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return exit_status(exc)
     try:
         start_ray(args)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 from sample_factory.pbt.population_based_training import PopulationBasedTraining
 from sample_factory.utils.attr_dict import AttrDict
 
+from sf_kickstart.errors import UserError
 from sf_kickstart.populations.pbt import KickstartPBT
 from sf_kickstart.kickstart.weights import ALPHA_SCALE_KEY as ALPHA_KEY
 from sf_kickstart.kickstart.weights import HYPERPARAMETERS, RHO_KEY
@@ -36,7 +37,7 @@ RHO_PREFIX = RHO_KEY + "_"  # + teacher name: one ρ_i as a flat hyperparameter 
 DEFAULT_HYPERPARAMS = SF_KEYS + HYPERPARAMETERS
 
 
-class HyperparamError(ValueError):
+class HyperparamError(UserError):
     pass
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
-from sf_kickstart.experiments import load_checkpoint
+from sf_kickstart.checkpoints import load_checkpoint
 from sf_kickstart.populations.tune.space import ALPHA_KEY, RHO_KEY, RHO_PREFIX
 from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, KickstartWeights
 

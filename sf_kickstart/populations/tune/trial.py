@@ -1,11 +1,7 @@
 """One Ray Tune trial = one population member = one Sample Factory experiment dir, trained by `sf_kickstart.train` one
 perturbation interval at a time.
 
-Layout of a population (`<train_dir>/<experiment>/`, Tune's storage for the experiment as well):
-  member_NN/     the member's Sample Factory experiment (config.json, checkpoint_p0/, .summary/0/, sf_log.txt,
-                 tune_train.log: the output of its `sf_kickstart.train` runs)
-  trial_NN/      Tune's trial dir (result.json, checkpoint_NNNNNN/ with the member's Sample Factory checkpoint)
-  pbt_global.txt Tune's PBT log (one JSON line per exploit), tune_population.json (ours: what the report reads)
+Where each file of a population lives: `layout.py`.
 
 Each interval: the member's latest checkpoint gets its hyperparameters (state.checkpoint_state), then
 `sf_kickstart.train --restart_behavior=resume --train_for_env_steps=<next multiple of the interval>` runs in a
@@ -19,34 +15,22 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from sf_kickstart.paths import REPO_ROOT
+from sf_kickstart.events import policy_summary_dir, read_scalars
 from sf_kickstart.experiments import checkpoint_paths, latest_checkpoint
+from sf_kickstart.populations.tune.layout import CHECKPOINT_META, TRAIN_LOG, member_index, member_name
 from sf_kickstart.populations.tune.space import RHO_PREFIX
-
-CHECKPOINT_META = "member.json"
-
-
-def member_index(trial_id: str) -> int:
-    """Tune's trial ids end in the trial's creation index: '3f2a1_00001' -> 1."""
-    return int(trial_id.rsplit("_", 1)[-1])
-
-
-def member_name(index: int) -> str:
-    return f"member_{index:02d}"
-
-
-def trial_dirname(trial) -> str:
-    return f"trial_{member_index(trial.trial_id):02d}"
+from sf_kickstart.populations.tune.state import checkpoint_state
+from sf_kickstart.processes import run_train
 
 
 @dataclass
@@ -67,8 +51,9 @@ class TrialPlan:
     def root(self) -> str:
         return os.path.join(self.train_dir, self.experiment)
 
-    def train_command(self, member: int, hp: Dict[str, float], target: int) -> List[str]:
-        cmd = [self.python, "-m", "sf_kickstart.train", *self.argv, f"--train_dir={self.train_dir}",
+    def train_args(self, member: int, hp: Dict[str, float], target: int) -> List[str]:
+        """The member's `sf_kickstart.train` flags for one interval up to `target` frames."""
+        cmd = [*self.argv, f"--train_dir={self.train_dir}",
                f"--experiment={self.experiment}/{member_name(member)}", "--restart_behavior=resume",
                f"--train_for_env_steps={target}",
                "--with_pbt=False", "--num_policies=1"]
@@ -96,17 +81,12 @@ def install_checkpoint(src_dir: Optional[str], exp_dir: str) -> Optional[Dict]:
 def run_interval(plan: TrialPlan, member: int, hp: Dict[str, float], target: int, exp_dir: str) -> Dict[str, float]:
     """One `sf_kickstart.train` run up to `target` frames; its wall and CPU seconds. A failed run raises (Tune then
     retries the trial from its last checkpoint)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (plan.cwd, repo_root(), env.get("PYTHONPATH")) if p)
     os.makedirs(exp_dir, exist_ok=True)
-    log_path = os.path.join(exp_dir, "tune_train.log")
+    log_path = os.path.join(exp_dir, TRAIN_LOG)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    with open(log_path, "a") as log:
-        log.write(f"\n=== {' '.join(plan.train_command(member, hp, target))}\n")
-        log.flush()
-        rc = subprocess.run(plan.train_command(member, hp, target), cwd=plan.cwd, env=env, stdout=log,
-                            stderr=subprocess.STDOUT).returncode
+    rc = run_train(plan.train_args(member, hp, target), log_path, cwd=plan.cwd, python=plan.python,
+                   append=True).returncode
     wall = time.time() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if rc != 0:
@@ -117,23 +97,38 @@ def run_interval(plan: TrialPlan, member: int, hp: Dict[str, float], target: int
     return dict(interval_wall_s=wall, interval_cpu_s=cpu)
 
 
-def repo_root() -> str:
-    return REPO_ROOT
+UNRANKED_HINT = ("Sample Factory writes reward/reward, len/len and policy_stats/* only once --stats_avg episodes ended "
+                 "in one run, suite/* once an episode ended: a longer --pbt_period_env_steps (or a smaller --stats_avg) "
+                 "lets every interval be ranked")
 
 
-def latest_metric(exp_dir: str, tag: str) -> Optional[float]:
-    from sf_kickstart.report.io import read_scalars
-
-    scalars, _ = read_scalars(os.path.join(exp_dir, ".summary", "0"))
+def interval_score(exp_dir: str, tag: str, since: float) -> Optional[float]:
+    """The member's last value of `tag` written by this interval's run (wall time >= `since`, when the run started):
+    never a value of an earlier interval, nor, after an exploit, of the member's own past. None: the run wrote none."""
+    scalars, _ = read_scalars(policy_summary_dir(exp_dir))
     series = scalars.get(tag)
-    return float(series.values[-1]) if series is not None and len(series) else None
+    fresh = series.values[series.walls >= since] if series is not None else []
+    return float(fresh[-1]) if len(fresh) and math.isfinite(fresh[-1]) else None
+
+
+def ranking(score: Optional[float]) -> Dict[str, object]:
+    """The result fields PBT ranks members on. Without a score the member is not ranked: `score` is NaN, which Ray's
+    PopulationBasedTraining leaves out of its quantiles, so the member neither exploits nor is copied at this
+    interval (−inf would rank it last: it would exploit, or be copied when every member lacks one)."""
+    return dict(score=float("nan") if score is None else score, metric_missing=score is None)
+
+
+def note_unranked(exp_dir: str, member: int, frames: int, tag: str) -> None:
+    message = (f"{member_name(member)}: the interval to {frames} frames wrote no {tag}: not ranked (neither exploits "
+               f"nor is copied). {UNRANKED_HINT}")
+    with open(os.path.join(exp_dir, TRAIN_LOG), "a") as f:
+        f.write(f"=== {message}\n")
+    print(message, file=sys.stderr, flush=True)
 
 
 def run_trial(config: Dict, plan: TrialPlan) -> None:
     """Ray Tune function trainable (bound to its plan with tune.with_parameters)."""
     from ray import tune
-
-    from sf_kickstart.populations.tune.state import checkpoint_state
 
     member = member_index(tune.get_context().get_trial_id())
     exp_dir = os.path.join(plan.root, member_name(member))
@@ -151,15 +146,17 @@ def run_trial(config: Dict, plan: TrialPlan) -> None:
         ckpt = latest_checkpoint(exp_dir)
         if ckpt is not None:
             checkpoint_state(ckpt, hp)
+        started = time.time()
         cost = run_interval(plan, member, hp, target, exp_dir)
         ckpt = latest_checkpoint(exp_dir)
         if ckpt is None:
             raise RuntimeError(f"{member_name(member)}: sf_kickstart.train saved no checkpoint")
         state = checkpoint_state(ckpt)
-        score = latest_metric(exp_dir, plan.metric)
-        result = dict(score=float("-inf") if score is None else score, metric_missing=score is None,
-                      env_steps=state["env_steps"], interval_frames=state["env_steps"] - frames, member=member,
-                      started_from=source, **cost)
+        score = interval_score(exp_dir, plan.metric, since=started)
+        if score is None:
+            note_unranked(exp_dir, member, state["env_steps"], plan.metric)
+        result = dict(**ranking(score), env_steps=state["env_steps"], interval_frames=state["env_steps"] - frames,
+                      member=member, started_from=source, **cost)
         frames, source = state["env_steps"], member
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copy2(ckpt, os.path.join(tmp, os.path.basename(ckpt)))

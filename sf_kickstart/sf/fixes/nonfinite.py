@@ -1,4 +1,6 @@
-"""Non-finite numbers (NaN, ±inf) in a run: where they are found, and what the learner does about them.
+"""Fix: SF 2.1.1 steps the optimizer on a NaN/inf loss or gradient and writes NaN checkpoints. Where non-finite
+numbers (NaN, ±inf) are found, and the learner's decision about them (used by `fixes.learner.FixedLearner`, and by
+`sf.setup` to name a teacher's first non-finite parameter). Imports torch only.
 
   * `first_nonfinite`: the name of the first non-finite tensor of a (nested) collection, e.g. a teacher's parameters
     or a checkpoint's model and optimizer state;

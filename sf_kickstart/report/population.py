@@ -1,11 +1,12 @@
-"""Reads a Ray Tune population (written by `python -m sf_kickstart.tune`) as one PBT experiment for sf_kickstart.report.
+"""Reads a Ray Tune population (written by `python -m sf_kickstart.tune`) as one PBT experiment for the report.
 
-A population dir holds `tune_population.json`, one Sample Factory experiment per member (`member_NN/`), Tune's trial
-dirs (`trial_NN/progress.csv`) and Tune's PBT log (`pbt_global.txt`: one JSON line per exploit, [member tag, source
-tag, member iteration, source iteration, source config, new config]; a tag starts with the trial's index). It becomes
-one report Experiment whose policies are the members, exactly like an in-process PBT run whose policies are its
-members: per-member curves, top-k mean, λ per member. Each exploit becomes a `kickstart/pbt_exploit_from` point of
-the receiving member (step: the frames it continued from; value: the source member), the tag sf_kickstart.pbt writes, so the report draws the same exploit arrows.
+A population dir (`populations.tune.layout`) holds `tune_population.json`, one Sample Factory experiment per member
+(`member_NN/`), Tune's trial dirs (`trial_NN/progress.csv`) and Tune's PBT log (`pbt_global.txt`: one JSON line per
+exploit, [member tag, source tag, member iteration, source iteration, source config, new config]; a tag starts with
+the trial's index). It becomes one report Experiment whose policies are the members, exactly like an in-process PBT
+run whose policies are its members: per-member curves, top-k mean, λ per member. Each exploit becomes a
+`kickstart/pbt_exploit_from` point of the receiving member (step: the frames it continued from; value: the source
+member), the tag sf_kickstart.pbt writes, so the report draws the same exploit arrows.
 """
 
 from __future__ import annotations
@@ -18,23 +19,14 @@ from typing import Dict, List, Sequence, Set, Tuple
 import numpy as np
 
 from sf_kickstart import tags
-from sf_kickstart.experiments import ExperimentError, read_config
-from sf_kickstart.report.io import Experiment, Series, parse_experiment_name, read_scalars
-
-POPULATION_MARKER = "tune_population.json"  # written by sf_kickstart.tune.cli
-PBT_LOG = "pbt_global.txt"
+from sf_kickstart.events import Series, policy_summary_dir, read_scalars
+from sf_kickstart.experiments import ExperimentError, find_dirs, read_config
+from sf_kickstart.populations.tune.layout import PBT_LOG, POPULATION_MARKER, trial_name
+from sf_kickstart.report.model import Experiment, parse_experiment_name
 
 
 def find_populations(roots: Sequence[str]) -> List[str]:
-    found = []
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            if POPULATION_MARKER in filenames:
-                found.append(os.path.normpath(dirpath))
-                dirnames[:] = []
-            else:
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-    return found
+    return find_dirs(roots, lambda _, __, filenames: POPULATION_MARKER in filenames)
 
 
 def _restarts_from_others(progress_csv: str, member: int) -> List[Tuple[float, int]]:
@@ -66,7 +58,7 @@ def exploit_events(root: str) -> Tuple[List[Tuple[float, int, int]], List[str]]:
             tag, source_tag = json.loads(line)[:2]
             member, source = int(str(tag).split("_")[0]), int(str(source_tag).split("_")[0])
             if member not in restarts:
-                restarts[member] = _restarts_from_others(os.path.join(root, f"trial_{member:02d}", "progress.csv"), member)
+                restarts[member] = _restarts_from_others(os.path.join(root, trial_name(member), "progress.csv"), member)
             k = seen[member] = seen.get(member, -1) + 1
             if k < len(restarts[member]) and restarts[member][k][1] == source:
                 events.append((restarts[member][k][0], member, source))
@@ -95,7 +87,7 @@ def load_population(root: str) -> Experiment:
     if status != "finished":
         exp.notes.append(f"Tune population status: {marker.get('status')}")
     for i, member in enumerate(marker["members"]):
-        summary = os.path.join(root, member, ".summary", "0")
+        summary = policy_summary_dir(os.path.join(root, member))
         if os.path.isdir(summary):
             exp.policies[i], file_notes = read_scalars(summary)
             exp.notes.extend(file_notes)
