@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 from sf_kickstart.errors import ExperimentError, Fail
 from sf_kickstart.paths import PACKAGE_DIR
@@ -30,6 +30,26 @@ def shipped() -> Dict[str, str]:
         for d in sorted(glob.glob(os.path.join(ZOO_DIR, "*")))
         if os.path.isfile(os.path.join(d, "config.json"))
     }
+
+
+def is_shipped(exp_dir: str) -> bool:
+    """True for an experiment dir inside the package's zoo (read-only data: nothing may be written there)."""
+    zoo = os.path.realpath(ZOO_DIR)
+    return os.path.commonpath([os.path.realpath(exp_dir), zoo]) == zoo
+
+
+def writable_dir(exp_dir: str, train_dir: Optional[str]) -> str:
+    """Where files about an experiment are written (its evaluation cache and reports, enjoy's video): the experiment
+    dir itself, except for a teacher shipped in the package, whose files go to `<train_dir>/zoo/<name>/`."""
+    if not is_shipped(exp_dir):
+        return exp_dir
+    return os.path.join(os.path.abspath(train_dir or "train_dir"), "zoo", os.path.basename(os.path.normpath(exp_dir)))
+
+
+def label(exp_dir: str) -> str:
+    """How a record names an experiment: `zoo:NAME` for a shipped one (never this machine's install path), else its
+    absolute path."""
+    return ZOO_PREFIX + os.path.basename(os.path.normpath(exp_dir)) if is_shipped(exp_dir) else os.path.abspath(exp_dir)
 
 
 def is_zoo_uri(path) -> bool:

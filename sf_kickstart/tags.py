@@ -6,8 +6,10 @@ Kickstart summaries (written under the policy's `.summary/<policy_id>/` by the l
     kickstart/lambda_<teacher>        λ_i = α·ρ_i of one teacher         (per teacher)
     kickstart/rho_<teacher>           ρ_i of one teacher                  (per teacher)
     kickstart/kl_<teacher>, kickstart/action_agreement_<teacher>, kickstart/loss_<teacher>
-    kickstart/task_lambda/<task>      λ of the teacher that supervises a task (0: none), multi-task envs only
+    kickstart/task_lambda/<task>      λ applied to a task's samples: its teacher's λ_i (0: none), times g_k under
+                                      re-engaging λ; multi-task envs (and every env under re-engaging λ)
                                       (per task: its own prefix, so a teacher named like a task cannot overwrite it)
+    kickstart/task_factor/<task>      re-engaging λ's factor g_k of a supervised task (λ_k = α·ρ_i·g_k)
     kickstart/pbt_exploit_from        PBT: the source member of an exploit (step = the receiving member's frames)
 Suite summaries (the suites' normalised score):
     suite/<task>_score, suite/<task>_normalized, suite/score, suite/mean_normalized, suite/tasks_seen
@@ -26,6 +28,7 @@ EXPLOIT = KICKSTART + "pbt_exploit_from"
 TEACHER_LAMBDA_PREFIX = KICKSTART + "lambda_"  # + teacher name
 TEACHER_RHO_PREFIX = KICKSTART + "rho_"  # + teacher name
 TASK_LAMBDA_PREFIX = KICKSTART + "task_lambda/"  # + task name
+TASK_FACTOR_PREFIX = KICKSTART + "task_factor/"  # + task name
 #: run-wide kickstart diagnostics the report tabulates (tags: KICKSTART + name)
 KS_DIAGNOSTICS = ("lambda", "alpha", "kl_teacher_student", "action_agreement", "teacher_entropy", "loss")
 #: the learner's stats message to the runner, whose entries become KICKSTART + key
@@ -42,6 +45,10 @@ def teacher_lambda(teacher: str) -> str:
 
 def task_lambda(task: str) -> str:
     return TASK_LAMBDA_PREFIX + task
+
+
+def task_factor(task: str) -> str:
+    return TASK_FACTOR_PREFIX + task
 
 
 # ------------------------------------------------------------------------------------------------------------- suites

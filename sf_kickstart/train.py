@@ -29,8 +29,8 @@ def make_runner(cfg, layout: Optional[KickstartLayout], suite: Suite) -> Kicksta
     suite.install(cfg, runner)
     progress.install(cfg, runner, layout)  # the Progress: console line
     periodic_eval.install(cfg, runner)  # --eval_every_frames
-    if layout is not None and layout.teacher_scores is not None:
-        runner.register_observer(AdaptiveLambda(cfg, layout.specs))  # after the suite's: reads its task scores
+    if layout is not None and layout.score_driven:  # adaptive or re-engaging λ; after the suite's: reads its scores
+        runner.register_observer(AdaptiveLambda(cfg, layout.specs, layout.task_names))
     if cfg.with_pbt:
         from sf_kickstart.populations.pbt import KickstartPBT
 

@@ -124,9 +124,15 @@ def test_student_from_hub_and_zoo_teachers_with_progress_and_periodic_eval(stude
 
 def test_evaluate_student_against_its_teachers(student, train_dir, hub):
     from sf_kickstart.agents.evaluate import read_task_scores
+    from sf_kickstart.sources import ZOO_DIR
 
+    package_before = tree_digest(ZOO_DIR)
     r = run_module("sf_kickstart.evaluate", ["student", f"--train_dir={train_dir}", "--episodes=3"], hub=hub)
     assert r.returncode == 0, describe(r)
+    # the shipped teacher was played again (3 episodes): its cache went under train_dir, the package is unchanged
+    assert tree_digest(ZOO_DIR) == package_before
+    zoo_cache = json.load(open(os.path.join(train_dir, "zoo", "minigrid_suite_small", "evaluation", "scores_greedy_p0.json")))
+    assert zoo_cache["episodes"] == 3 and zoo_cache["experiment"] == "zoo:minigrid_suite_small"
     exp = os.path.join(train_dir, "student")
     report = json.load(open(os.path.join(exp, "evaluation", "report_greedy.json")))
     assert report["student"]["name"] == "student"
@@ -188,3 +194,16 @@ def test_zoo_lists_shipped_local_and_downloaded_teachers(student, train_dir):
     assert float(zoo[5]) > 0  # evaluated score shipped with it
     assert rows["hf://tester/tiny_teacher"][1] == "hub"
     assert rows["tiny_teacher"][3] == "MLP 32 + GRU 32" and rows["tiny_teacher"][-1] == "yes"
+
+
+def tree_digest(root: str) -> dict:
+    """{relative path: sha256} of every file under root (__pycache__ aside)."""
+    import hashlib
+
+    out = {}
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x != "__pycache__"]
+        for f in files:
+            path = os.path.join(d, f)
+            out[os.path.relpath(path, root)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return out

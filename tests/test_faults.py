@@ -5,7 +5,7 @@ nothing hangs, and every failure is a clear non-zero exit.
     checkpoint;
   * kill -9 of a rollout worker, of the inference worker: the run stops with a non-zero exit and a message naming the
     dead process, in bounded time;
-  * SIGINT: a graceful stop that writes a fresh checkpoint;
+  * SIGINT, SIGTERM: a graceful stop that writes a fresh checkpoint with more frames, exit 130 / 143;
   * torch.save failing (a full disk, simulated by tests/fault_inject/sitecustomize.py): the previous checkpoint stays
     intact and loadable, no partial file is left where a resume would pick it up, and the run stops with a clear error;
     the same when the final checkpoint, written on the way out of a SIGTERM, fails.
@@ -140,27 +140,29 @@ def test_kill9_worker_stops_the_run_with_a_message_naming_it(tmp_path, component
     assert f"Process {process_name} died" in text or f"process {process_name} died" in text, text[-3000:]
 
 
-# ------------------------------------------------------------------------------------------------ SIGINT
-def test_sigint_stops_gracefully_with_a_fresh_checkpoint(tmp_path):
+# ------------------------------------------------------------------------------------------------ SIGINT, SIGTERM
+@pytest.mark.parametrize("sig, rc_expected", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_stop_signal_stops_gracefully_with_a_fresh_checkpoint(tmp_path, sig, rc_expected):
     exp = str(tmp_path / "interrupted")
     log_path = str(tmp_path / "run.log")
     proc = start_train(run_args(tmp_path, "interrupted", FOREVER, "--save_every_sec=3"), log_path)
     try:
         periodic_path, periodic = wait_until(lambda: checkpoint_with_frames(exp), STARTUP_S, proc, "a periodic checkpoint")
         wait_until(lambda: _frames_logged(log_path) > periodic["env_steps"], 60, proc, "training past the checkpoint")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         interrupted_at = time.time()
         rc = wait_for_exit(proc, 60)
     finally:
         stop(proc)
     text = read_log(log_path)
     assert "Traceback" not in text, text[-3000:]
+    assert f"{sig.name}: writing a final checkpoint and stopping" in text, text[-3000:]
     newest = checkpoint_paths(exp)[-1]
     assert newest != periodic_path and os.path.getmtime(newest) >= interrupted_at, (
-        f"no checkpoint written on SIGINT (rc={rc}); newest is {newest}\n{text[-3000:]}")
+        f"no checkpoint written on {sig.name} (rc={rc}); newest is {newest}\n{text[-3000:]}")
     final = load_checkpoint(newest)
     assert final["env_steps"] > periodic["env_steps"]
-    assert rc == 128 + signal.SIGINT, f"rc={rc}: a signal stop exits 128 + signum, not bad input's 2"
+    assert rc == rc_expected == 128 + sig, f"rc={rc}: a signal stop exits 128 + signum, not bad input's 2"
 
 
 def _frames_logged(log_path: str) -> int:

@@ -40,7 +40,7 @@ from sf_kickstart.agents.agent import AgentError, experiment_cfg, load_agent
 from sf_kickstart.device import check_device
 from sf_kickstart.errors import UserError, exit_status, prefixed
 from sf_kickstart.experiments import resolve_experiment_dir
-from sf_kickstart.paths import PACKAGE_DIR
+from sf_kickstart.sources import writable_dir
 from sf_kickstart.sf.setup import argv_value, parse_args, wants_help
 
 PROG = "python -m sf_kickstart.enjoy"
@@ -108,10 +108,7 @@ def stop_when_recorded(cfg) -> None:
 def video_dir(exp_dir: str, train_dir: str) -> str:
     """Where the video goes: the experiment dir, except for a teacher shipped inside the package (zoo:NAME), whose
     video goes to <train_dir>/zoo/NAME: nothing is written into the package (it may be read-only)."""
-    package = os.path.realpath(PACKAGE_DIR)
-    if os.path.commonpath([os.path.realpath(exp_dir), package]) != package:
-        return exp_dir
-    return os.path.join(os.path.abspath(train_dir), "zoo", os.path.basename(exp_dir))
+    return writable_dir(exp_dir, train_dir)
 
 
 def save_video(dir_path: str, frames: list, fps: int, cfg) -> None:

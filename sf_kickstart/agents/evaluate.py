@@ -59,7 +59,8 @@ from sf_kickstart.experiments import resolve_experiment_dir
 from sf_kickstart.suites.registry import suite_for_env
 from sf_kickstart.teachers import TeacherRouting, teacher_specs_from_cfg
 
-from sf_kickstart.evaluation_cache import EVAL_DIR, FORMAT, cache_path, read_scores, read_task_scores, write_json
+from sf_kickstart.evaluation_cache import FORMAT, cache_path, read_scores, read_task_scores, report_dir, write_json
+from sf_kickstart.sources import label
 
 BOOTSTRAP = 2000
 
@@ -228,6 +229,7 @@ class Setup:
     force: bool = False
     show_progress: bool = True
     trust: Optional[str] = None  # --trust_checkpoint (sf_kickstart.checkpoints)
+    train_dir: Optional[str] = None  # where a shipped teacher's cache is written (sources.writable_dir)
 
     def spaces(self):
         from sf_kickstart.envprobe import make_env_info
@@ -257,23 +259,23 @@ def evaluate_agent(exp_dir: str, setup: Setup, spaces, policy_index: int = 0, ch
     agent = load_agent(exp_dir, *spaces, policy=policy_index, checkpoint=checkpoint, device=setup.device,
                        trust=setup.trust)
     name = name or os.path.basename(os.path.normpath(exp_dir))
-    cached = read_scores(exp_dir, setup.policy, policy_index)
+    cached = read_scores(exp_dir, setup.policy, policy_index, setup.train_dir)
     if not setup.force and checkpoint is None and _cache_matches(cached, agent, setup):
-        print(f"sf_kickstart: {name}: cached scores ({cache_path(exp_dir, setup.policy, policy_index)})", file=sys.stderr)
+        print(f"sf_kickstart: {name}: cached scores", file=sys.stderr)
         return dict(cached, name=name)
     returns = play(
         agent, setup.env_cfg, setup.task_envs, setup.episodes, setup.seed, setup.policy == "greedy",
         setup.envs_per_task, progress=name if setup.show_progress else None,
     )
     scores = dict(
-        format=FORMAT, experiment=os.path.abspath(exp_dir), name=name, env=setup.env_cfg.env,
+        format=FORMAT, experiment=label(exp_dir), name=name, env=setup.env_cfg.env,
         policy_index=policy_index, checkpoint=os.path.basename(agent.checkpoint_path), sha256=agent.sha256,
         env_steps=agent.env_steps,
         policy=setup.policy, episodes=setup.episodes, seed=setup.seed,
         **summarize(setup.env_cfg.env, returns, setup.seed),
     )
     if write_cache:
-        write_json(cache_path(exp_dir, setup.policy, policy_index), scores)
+        write_json(cache_path(exp_dir, setup.policy, policy_index, setup.train_dir), scores)
     return scores
 
 
@@ -282,7 +284,7 @@ def make_setup(exp_dir: str, opts) -> Setup:
     env_cfg.device = opts.device
     task_envs = suite_for_env(env_cfg.env).task_envs(env_cfg.env)
     return Setup(env_cfg, task_envs, opts.episodes, opts.seed, opts.policy, opts.envs_per_task, opts.device,
-                 opts.force, not opts.no_progress, opts.trust_checkpoint)
+                 opts.force, not opts.no_progress, opts.trust_checkpoint, opts.train_dir or "train_dir")
 
 
 def teacher_specs(exp_cfg: AttrDict, opts, train_dir: str) -> list:
@@ -403,7 +405,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = evaluate_experiment(exp_dir, opts)
     except UserError as exc:
         return exit_status(exc)
-    out = opts.out or os.path.join(exp_dir, EVAL_DIR)
+    out = opts.out or report_dir(exp_dir, opts.train_dir or "train_dir")
     md = render_markdown(report)
     write_json(os.path.join(out, f"report_{opts.policy}.json"), report)
     with open(os.path.join(out, f"report_{opts.policy}.md"), "w") as f:

@@ -1,1 +1,10 @@
-"""kickstart"""
+"""The method itself, Schmitt et al. (2018), with no Sample Factory import: what a reader checks against the paper.
+
+  loss       the kickstart term: H(π_T, π_S) per action head (categorical logits), its KL and agreement diagnostics
+  schedules  α(t): constant, linear to 0, exponential with a floor (`KickstartSchedule`), and the adaptive marker
+  weights    λ_i(t) = α(t) · ρ_i (· f_i(t) for adaptive λ): `KickstartWeights`, its checkpoint state and the
+             hyperparameters PBT mutates
+  adaptive   the adaptive rule: f_i = running min of clip(1 − G_S,i / G_T,i, 0, 1), G_T checked, G_S per teacher
+
+May import: torch, numpy, gymnasium's spaces, the ground floor (`tags`, `errors`). Nothing else of the project.
+"""

@@ -26,7 +26,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from sf_kickstart.kickstart.schedules import ScheduleError
+from sf_kickstart.kickstart.schedules import ADAPTIVE, ScheduleError
 
 log = logging.getLogger("rl")  # Sample Factory's logger: the same console and sf_log.txt
 
@@ -37,6 +37,35 @@ def mean_over(scores: Mapping[str, float], tasks: Sequence[str]) -> Optional[flo
     """Mean of the scores of `tasks` that have one (None: none has)."""
     values = [float(scores[t]) for t in tasks if t in scores]
     return float(np.mean(values)) if values else None
+
+
+def missing_score_error(schedule: str, spec, tasks: Sequence[str] = ()) -> ScheduleError:
+    """The bad-input error for a teacher (teachers.TeacherSpec) whose score G_T is missing: on its tasks, or on the
+    given `tasks`."""
+    where = f"on task(s) {list(tasks)}" if tasks else "on its tasks"
+    example = tasks[0] if tasks else "Task"
+    return ScheduleError(
+        f"--kickstart_schedule={schedule} needs teacher {spec.name!r}'s score {where}: give it in the --teachers "
+        f"map (`{example}: {{path: dir, score: S}}`) or evaluate the teacher first (python -m sf_kickstart.evaluate "
+        f"{spec.path}, which caches evaluation/scores_{EVAL_POLICY}_p{spec.policy}.json)"
+    )
+
+
+def checked_score(given: float, schedule: str, spec, where: str, source: str, single_task_fallback: bool) -> float:
+    """A teacher's score G_T as the ratio clip(1 − G_S / G_T, 0, 1) can use it: finite, and > 0 for an env without
+    per-task scores (`single_task_fallback`), else ScheduleError; ≤ 0 on a suite's scale (0 is a random agent) is
+    kept, with a warning: that teacher's λ there is 0 throughout. `where`: "on its tasks [...]" / "on task 'x'"."""
+    if not np.isfinite(given) or (given <= 0 and single_task_fallback):
+        raise ScheduleError(
+            f"--kickstart_schedule={schedule}: teacher {spec.name!r}'s score {where} from {source} is {given}; "
+            f"{schedule} λ compares the student with it as a ratio, so it must be > 0"
+        )
+    if given <= 0:  # suite scale: 0 is a random agent, so a random student already matches this teacher
+        log.warning(
+            f"{schedule} λ: teacher {spec.name!r}'s score {where} from {source} is {given:.3g} ≤ 0, no better than a "
+            f"random agent: its λ there is 0 from the start (it never supervises there)"
+        )
+    return float(given)
 
 
 def teacher_score(spec, cached: Optional[Mapping[str, float]], single_task_fallback: bool) -> float:
@@ -52,22 +81,8 @@ def teacher_score(spec, cached: Optional[Mapping[str, float]], single_task_fallb
             if given is None and single_task_fallback and len(cached) == 1:
                 given = float(next(iter(cached.values())))
     if given is None:
-        raise ScheduleError(
-            f"--kickstart_schedule=adaptive needs teacher {spec.name!r}'s score on its tasks: give it in the --teachers "
-            f"map (`Task: {{path: dir, score: S}}`) or evaluate the teacher first (python -m sf_kickstart.evaluate "
-            f"{spec.path}, which caches evaluation/scores_{EVAL_POLICY}_p{spec.policy}.json)"
-        )
-    if not np.isfinite(given) or (given <= 0 and single_task_fallback):
-        raise ScheduleError(
-            f"--kickstart_schedule=adaptive: teacher {spec.name!r}'s score from {source} is {given}; adaptive λ "
-            f"compares the student with it as a ratio, so it must be > 0"
-        )
-    if given <= 0:  # suite scale: 0 is a random agent, so a random student already matches this teacher
-        log.warning(
-            f"Adaptive λ: teacher {spec.name!r}'s score from {source} is {given:.3g} ≤ 0, no better than a random "
-            f"agent on its tasks {list(spec.tasks)}: its λ is 0 from the start (it never supervises)"
-        )
-    return given
+        raise missing_score_error(ADAPTIVE, spec)
+    return checked_score(given, ADAPTIVE, spec, f"on its tasks {list(spec.tasks)}", source, single_task_fallback)
 
 
 def student_scores(task_scores: Mapping[str, float], specs: Sequence) -> Dict[str, float]:

@@ -83,6 +83,7 @@ class KickstartTerm:
     teacher_logits: Tensor
     student_logits: Tensor  # detached
     splits: Sequence[int]
+    weights: Tensor  # per-sample λ (detached)
 
     @property
     def teacher_entropy(self) -> Tensor:
@@ -124,6 +125,7 @@ def kickstart_loss(
         teacher_logits=teacher_logits.detach(),
         student_logits=student_logits.detach(),
         splits=list(splits),
+        weights=weights.detach(),
     )
 
 

@@ -9,7 +9,10 @@ shape(t) by `--kickstart_schedule`:
   exponential  max(kickstart_floor / kickstart_lambda, kickstart_decay ** (t / kickstart_decay_frames))
                i.e. α(t) = max(kickstart_floor, kickstart_lambda · decay^(t/decay_frames))
   adaptive     1; each teacher's λ_i is further multiplied by its own factor, which follows the student's score on
-               that teacher's tasks (`sf_kickstart.adaptive`, state in `weights.KickstartWeights`)
+               that teacher's tasks (`kickstart.adaptive`, state in `weights.KickstartWeights`)
+  reengage     1; each task's λ is further multiplied by its own factor g_k, which follows the student's current
+               score on that task and comes back when the student falls below its teacher there
+               (`kickstart.reengage`, state in `weights.KickstartWeights`)
 
 Under PBT (`--with_pbt=True`) α's scale `kickstart_lambda` and every ρ_i are hyperparameters that PBT mutates: with
 the constant schedule PBT controls λ entirely (the paper's PBT-λ); with linear/exponential PBT scales the schedule.
@@ -26,8 +29,11 @@ from typing import Dict
 
 from sf_kickstart.errors import UserError
 
-SCHEDULES = ("none", "constant", "linear", "exponential", "adaptive")
+SCHEDULES = ("none", "constant", "linear", "exponential", "adaptive", "reengage")
 ADAPTIVE = "adaptive"
+REENGAGE = "reengage"
+#: the schedules whose λ follows the student's running scores (they need the teachers' scores G_T)
+SCORE_DRIVEN = (ADAPTIVE, REENGAGE)
 
 
 class ScheduleError(UserError):
@@ -80,7 +86,7 @@ class KickstartSchedule:
     def shape(self, frames: float) -> float:
         if self.kind == "none":
             return 0.0
-        if self.kind in ("constant", ADAPTIVE):
+        if self.kind in ("constant", *SCORE_DRIVEN):
             return 1.0
         if self.kind == "linear":
             return max(0.0, 1.0 - frames / self.end_frames)

@@ -16,17 +16,26 @@ construction; G_S,i: the student's running score on them, fed by `observe_studen
     λ_i(t) = α · ρ_i · f_i(t)        (non-increasing: once the student has matched its teacher, λ_i stays 0)
 
 f_i is saved under the checkpoint entry's "adaptive" key and restored on resume (missing in older checkpoints: 1).
+
+Re-engaging λ (`--kickstart_schedule=reengage`, `kickstart.reengage`) is per task k instead (`TaskTargets`: the run's
+tasks, the teacher i(k) of each and its score G_T,k there): g_k = clip(1 − G_S,k / G_T,k, 0, 1) from the student's
+current running score on task k (fed by `observe_task_scores`; it rises again when the student falls behind), so
+
+    λ_k(t) = α · ρ_i(k) · g_k(t)        (`task_lambdas`; λ_i = α · ρ_i is then the most a task of teacher i gets)
+
+g_k is saved under the checkpoint entry's "reengage" key ({task: teacher, teacher_score, factor}), restored on resume
+(missing in older checkpoints: the start value, 1) and copied by a PBT exploit (`load_task_factors`).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence
-
 import logging
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sf_kickstart.kickstart.schedules import ADAPTIVE, KickstartSchedule
+from sf_kickstart.kickstart.schedules import ADAPTIVE, REENGAGE, KickstartSchedule
 
 log = logging.getLogger("rl")  # Sample Factory's logger
 
@@ -38,6 +47,32 @@ HYPERPARAMETERS = (ALPHA_SCALE_KEY, RHO_KEY)
 CHECKPOINT_KEY = "kickstart"
 
 
+@dataclass(frozen=True)
+class TaskTargets:
+    """The run's tasks as λ per task needs them: their names (index = task id), the teacher of each (index into the
+    run's teachers, -1: none) and, for re-engaging λ, that teacher's score G_T,k there (None: a task without one)."""
+
+    tasks: Tuple[str, ...] = ()
+    teacher: Tuple[int, ...] = ()
+    scores: Optional[Tuple[Optional[float], ...]] = None
+
+    def supervised(self):
+        """(task id, name, teacher index) of every task that has a teacher."""
+        return [(k, name, i) for k, (name, i) in enumerate(zip(self.tasks, self.teacher)) if i >= 0]
+
+    @staticmethod
+    def from_state(entry: Optional[Mapping], teacher_names: Sequence[str]) -> Optional["TaskTargets"]:
+        """The targets a checkpoint's "reengage" entry records (outside a run), None without one."""
+        if not entry:
+            return None
+        names = list(teacher_names)
+        return TaskTargets(
+            tuple(entry),
+            tuple(names.index(v["teacher"]) for v in entry.values()),
+            tuple(float(v["teacher_score"]) for v in entry.values()),
+        )
+
+
 class KickstartWeights:
     def __init__(
         self,
@@ -45,6 +80,7 @@ class KickstartWeights:
         teacher_names: Sequence[str],
         rho: Sequence[float],
         teacher_scores: Optional[Sequence[float]] = None,
+        tasks: Optional[TaskTargets] = None,
     ):
         self.schedule = schedule
         self.teacher_names = list(teacher_names)
@@ -59,6 +95,16 @@ class KickstartWeights:
         # adaptive: the rule at the student's start, a random agent (score 0): 1, or 0 for a teacher with G_T ≤ 0
         start = [adaptive_factor(0.0, g) for g in self.teacher_scores] if self.adaptive else np.ones_like(self.rho)
         self.factor = np.asarray(start, dtype=np.float64)
+        # λ per task: each task's teacher, and (re-engaging λ) G_T,k and the factor g_k (all ones otherwise)
+        self.tasks = tasks if tasks is not None else TaskTargets()
+        self.task_factor = np.ones(len(self.tasks.tasks), dtype=np.float64)
+        if self.reengage:
+            scores = self.tasks.scores
+            supervised = [k for k, _, _ in self.tasks.supervised()]
+            if scores is None or len(scores) != len(self.tasks.tasks) or any(scores[k] is None for k in supervised):
+                raise ValueError("--kickstart_schedule=reengage needs the teacher's score G_T,k on every supervised task")
+            for k in supervised:  # as for adaptive: the rule at a random agent's score, 0
+                self.task_factor[k] = adaptive_factor(0.0, float(scores[k]))
 
     @staticmethod
     def from_cfg(cfg, specs, teacher_scores: Optional[Sequence[float]] = None) -> "KickstartWeights":
@@ -72,11 +118,25 @@ class KickstartWeights:
     def adaptive(self) -> bool:
         return self.schedule.kind == ADAPTIVE
 
+    @property
+    def reengage(self) -> bool:
+        """Re-engaging λ: each sample is weighted by its task's λ_k (`task_lambdas`), not its teacher's λ_i."""
+        return self.schedule.kind == REENGAGE
+
     @staticmethod
     def from_state_dict(state: Mapping) -> "KickstartWeights":
-        """The weights a checkpoint entry holds, with its own schedule (outside a run: no flags to take it from)."""
+        """The weights a checkpoint entry holds, with its own schedule (outside a run: no flags to take it from) and
+        the teachers' scores it recorded (adaptive, reengage)."""
         rho = state["rho"]
-        weights = KickstartWeights(KickstartSchedule.from_state_dict(state["schedule"]), list(rho), list(rho.values()))
+        names = list(rho)
+        saved_scores = state.get("adaptive_teacher_scores")
+        weights = KickstartWeights(
+            KickstartSchedule.from_state_dict(state["schedule"]),
+            names,
+            list(rho.values()),
+            [saved_scores[name] for name in names] if saved_scores else None,
+            TaskTargets.from_state(state.get("reengage"), names),
+        )
         weights.load_state_dict(state)
         return weights
 
@@ -87,6 +147,23 @@ class KickstartWeights:
     def lambdas(self, frames: float) -> np.ndarray:
         """λ_i per teacher, in teacher order."""
         return self.alpha(frames) * self.rho * self.factor
+
+    def task_lambdas(self, frames: float) -> np.ndarray:
+        """λ per task, in task order: its teacher's λ_i (0: no teacher) times g_k (re-engaging λ; 1 otherwise)."""
+        teacher = np.asarray(self.tasks.teacher, dtype=np.int64)
+        of_teacher = self.lambdas(frames)[np.clip(teacher, 0, None)] if len(self.teacher_names) else 0.0
+        return np.where(teacher >= 0, of_teacher * self.task_factor, 0.0)
+
+    def observe_task_scores(self, scores: Mapping[str, float]) -> None:
+        """Re-engaging λ: the student's current running score G_S,k per task name (tasks without a score yet are
+        absent) sets g_k = clip(1 − G_S,k / G_T,k, 0, 1): down as the student gains, up again as it falls behind.
+        No-op for other schedules."""
+        if not self.reengage:
+            return
+        for k, name, _ in self.tasks.supervised():
+            g_s = scores.get(name)
+            if g_s is not None and np.isfinite(g_s):
+                self.task_factor[k] = adaptive_factor(float(g_s), float(self.tasks.scores[k]))
 
     def observe_student_scores(self, scores: Mapping[str, float]) -> None:
         """Adaptive λ: the student's running score G_S,i per teacher name (teachers without a score yet are absent)
@@ -127,7 +204,7 @@ class KickstartWeights:
     # ------------------------------------------------------------------------------------------------ checkpoint
     def state_dict(self, frames: float) -> Dict:
         """The checkpoint's "kickstart" entry (alpha and env_steps record the values at save time)."""
-        return dict(
+        state = dict(
             schedule=self.schedule.state_dict(),
             alpha_scale=self.alpha_scale,
             alpha=self.alpha(frames),
@@ -135,20 +212,49 @@ class KickstartWeights:
             env_steps=int(frames),
             adaptive=dict(zip(self.teacher_names, map(float, self.factor))),
         )
+        if self.adaptive:  # the targets f_i was computed against (`from_state_dict`, outside a run)
+            state["adaptive_teacher_scores"] = dict(zip(self.teacher_names, map(float, self.teacher_scores)))
+        if self.reengage:
+            state["reengage"] = {
+                name: dict(
+                    teacher=self.teacher_names[i],
+                    teacher_score=float(self.tasks.scores[k]),
+                    factor=float(self.task_factor[k]),
+                )
+                for k, name, i in self.tasks.supervised()
+            }
+        return state
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore α scale and ρ. The schedule comes from the run's flags; a different saved one is logged."""
+        """Restore α scale, ρ and the factors. The schedule and the teachers' scores come from the run's flags; a
+        different saved schedule is logged."""
         self.set_hyperparameters(state["alpha_scale"], state["rho"])
         for name, value in (state.get("adaptive") or {}).items():
             if name in self.teacher_names:
                 self.factor[self.teacher_names.index(name)] = float(value)
+        self.load_task_factors(state)
         saved = state.get("schedule")
         if saved is not None and dict(saved) != self.schedule.state_dict():
             log.warning(f"Kickstart schedule changed since the checkpoint: {saved} -> {self.schedule.state_dict()}")
         log.info(
             f"Restored kickstart weights: alpha_scale={self.alpha_scale}, rho={self.hyperparameters()[RHO_KEY]}, "
             f"adaptive factor={list(map(float, self.factor))}"
+            + (f", reengage factor={self.task_factors()}" if self.reengage else "")
         )
+
+    def load_task_factors(self, state: Mapping) -> None:
+        """Re-engaging λ's g_k from a checkpoint entry: on resume, and on a PBT exploit (the source member's, with its
+        weights; the next student scores then update them). Tasks it does not name keep theirs (older checkpoints)."""
+        if not self.reengage:
+            return
+        for k, name, _ in self.tasks.supervised():
+            saved = (state.get("reengage") or {}).get(name)
+            if saved is not None:
+                self.task_factor[k] = float(saved["factor"])
+
+    def task_factors(self) -> Dict[str, float]:
+        """{task: g_k} of the supervised tasks."""
+        return {name: float(self.task_factor[k]) for k, name, _ in self.tasks.supervised()}
 
 
 def adaptive_factor(student_score: float, teacher_score: float) -> float:

@@ -2,8 +2,9 @@
 term, its summaries and its checkpointed kickstart weights.
 
 Per minibatch: λ_i = α·ρ_i·f_i for the teacher i of each step (`kickstart.weights.KickstartWeights`, built from the
-schedule the set-up validated), the kickstart loss on the teacher logits the inference workers stored
-(`kickstart.loss`, over the logit splits the set-up validated), added to SF's policy loss (or replacing it:
+schedule the set-up validated), or under re-engaging λ λ_k = α·ρ_i(k)·g_k for the task k of each step (its task id,
+read from the raw observations as the teacher bank routes it); the kickstart loss on the teacher logits the inference
+workers stored (`kickstart.loss`, over the logit splits the set-up validated), added to SF's policy loss (or replacing it:
 `--kickstart_distill_only`). The teacher state in `rnn_states`' tail (`sf.storage`) is sliced off before the student
 sees the batch. Summaries go to the runner in the kickstart stats message (`sf.observers`: names relative to
 `kickstart/`; the runner adds the prefix). The weights' state is saved in every checkpoint and restored on resume;
@@ -25,11 +26,14 @@ from sample_factory.utils.utils import experiment_dir, log
 
 from sf_kickstart import tags
 from sf_kickstart.kickstart.loss import kickstart_loss, masked_mean, term_summaries
-from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights
+from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights, TaskTargets
 from sf_kickstart.provenance import IDENTITY_KEY
 from sf_kickstart.sf.fixes.learner import FixedLearner
-from sf_kickstart.sf.observers import TASK_LAMBDA
+from sf_kickstart.sf.observers import TASK_FACTOR, TASK_LAMBDA
 from sf_kickstart.sf.storage import KickstartLayout
+from sf_kickstart.suites.registry import TASK_ID_KEY
+
+TASK_IDX = "task_idx"  # the batch key KickstartLearner adds under re-engaging λ: each step's task id
 
 
 def distribution_logits(action_distribution) -> torch.Tensor:
@@ -42,11 +46,23 @@ def distribution_logits(action_distribution) -> torch.Tensor:
 
 
 def layout_weights(layout: KickstartLayout) -> KickstartWeights:
-    """The kickstart weights of a run: its validated schedule, its teachers' names and ρ, their scores (adaptive)."""
+    """The kickstart weights of a run: its validated schedule, its teachers' names and ρ, their scores (adaptive, per
+    teacher; reengage, per task) and its task -> teacher routing."""
     if layout.schedule is None or layout.splits is None:
         raise ValueError("a learner's KickstartLayout needs its schedule and logit splits (sf.setup.build_layout)")
-    specs = layout.specs
-    return KickstartWeights(layout.schedule, [s.name for s in specs], [s.rho for s in specs], layout.teacher_scores)
+    specs, routing = layout.specs, layout.routing
+    scores = None if layout.task_teacher_scores is None else tuple(layout.task_teacher_scores)
+    tasks = TaskTargets(tuple(routing.task_names), tuple(routing.teacher_of_task), scores)
+    names, rho = [s.name for s in specs], [s.rho for s in specs]
+    return KickstartWeights(layout.schedule, names, rho, layout.teacher_scores, tasks)
+
+
+def step_task_ids(obs: Dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """Each step's task id, shaped like `like` ([rollouts, T]) from the raw observations ([rollouts, T+1, ...]): the
+    argmax of the one-hot `TASK_ID_KEY`, as the teacher bank routes the step (task 0 for an env without one)."""
+    if TASK_ID_KEY not in obs:
+        return torch.zeros(like.shape, dtype=torch.long, device=like.device)
+    return obs[TASK_ID_KEY][:, :-1].argmax(dim=-1).to(like.device)
 
 
 class KickstartLearner(FixedLearner):
@@ -86,6 +102,8 @@ class KickstartLearner(FixedLearner):
                 )
             batch = copy.copy(batch)  # shallow: never modify the batcher's buffers dict
             batch["rnn_states"] = batch["rnn_states"][..., : self.layout.student_rnn]
+            if self.weights.reengage:  # λ per task: each step's task id, before SF normalises the observations
+                batch[TASK_IDX] = step_task_ids(batch["obs"], batch["teacher_idx"])
         return super()._prepare_batch(batch)
 
     def _calculate_losses(self, mb, num_invalids):
@@ -103,10 +121,9 @@ class KickstartLearner(FixedLearner):
             return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
 
         with torch.no_grad():
-            lambdas = torch.as_tensor(self.weights.lambdas(self.env_steps), dtype=torch.float32, device=self.device)
             tidx = mb.teacher_idx.long()
             has_teacher = tidx >= 0
-            weights = torch.where(has_teacher, lambdas[tidx.clamp_min(0)], torch.zeros_like(mb.teacher_idx))
+            weights = torch.where(has_teacher, self._step_lambdas(mb, tidx), torch.zeros_like(mb.teacher_idx))
 
         student_logits = distribution_logits(action_distribution)
         term = kickstart_loss(student_logits, mb.teacher_logits, weights, mb.valids, self.layout.splits, has_teacher)
@@ -124,6 +141,14 @@ class KickstartLearner(FixedLearner):
         loss_summaries["ks_tidx"] = tidx
         loss_summaries["ks_rl_policy_loss"] = rl_policy_loss
         return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
+
+    def _step_lambdas(self, mb, tidx: torch.Tensor) -> torch.Tensor:
+        """λ of each step: its task's λ_k under re-engaging λ, else its teacher's λ_i (steps without a teacher: any)."""
+        if self.weights.reengage:
+            lambdas, index = self.weights.task_lambdas(self.env_steps), mb[TASK_IDX]
+        else:
+            lambdas, index = self.weights.lambdas(self.env_steps), tidx.clamp_min(0)
+        return torch.as_tensor(lambdas, dtype=torch.float32, device=self.device)[index]
 
     def _dump(self, mb, student_logits, weights, term) -> None:
         if mb.teacher_logits.shape[0] != self._dump_raw["teacher_rnn"].shape[0]:
@@ -166,12 +191,11 @@ class KickstartLearner(FixedLearner):
     @torch.no_grad()
     def _kickstart_summaries(self, term, tidx) -> Dict[str, float]:
         """The kickstart stats message (`sf.observers`): name relative to `kickstart/` -> value; per task under
-        TASK_LAMBDA."""
-        alpha = self.weights.alpha(self.env_steps)
+        TASK_LAMBDA (and TASK_FACTOR, re-engaging λ)."""
         lambdas = self.weights.lambdas(self.env_steps)
         out = term_summaries(term)
         kl, agree = term.kl, term.agreement
-        out["alpha"] = alpha
+        out["alpha"] = self.weights.alpha(self.env_steps)
         out["lambda"] = float(lambdas.mean()) if len(lambdas) else 0.0
         for i, name in enumerate(self.weights.teacher_names):
             rows = term.supervised & (tidx == i)
@@ -182,13 +206,12 @@ class KickstartLearner(FixedLearner):
             if rows.any():
                 out[f"kl_{name}"] = masked_mean(kl, rows)
                 out[f"action_agreement_{name}"] = masked_mean(agree, rows)
-                out[f"loss_{name}"] = float(lambdas[i]) * masked_mean(term.ce, rows)
-        routing = self.layout.routing
-        if len(routing.task_names) > 1:
-            out[TASK_LAMBDA] = {
-                task: float(lambdas[owner]) if owner >= 0 else 0.0
-                for task, owner in zip(routing.task_names, routing.teacher_of_task)
-            }
+                out[f"loss_{name}"] = masked_mean(term.weights * term.ce, rows)
+        task_names = self.layout.routing.task_names
+        if len(task_names) > 1 or self.weights.reengage:
+            out[TASK_LAMBDA] = dict(zip(task_names, map(float, self.weights.task_lambdas(self.env_steps))))
+        if self.weights.reengage:
+            out[TASK_FACTOR] = self.weights.task_factors()
         return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
 
     def train(self, batch):
@@ -207,8 +230,11 @@ class KickstartLearner(FixedLearner):
         return checkpoint
 
     def _load_state(self, checkpoint_dict, load_progress=True):
-        """Resume (load_progress=True) restores the kickstart weights; a PBT exploit (False) keeps the new cfg's."""
+        """Resume (load_progress=True) restores the kickstart weights; a PBT exploit (False) keeps the new cfg's α and
+        ρ_i and copies the source's re-engaging factors g_k with its weights."""
         super()._load_state(checkpoint_dict, load_progress=load_progress)
         state = checkpoint_dict.get(CHECKPOINT_KEY)
         if self.enabled and state is not None and load_progress:
             self.weights.load_state_dict(state)
+        elif self.enabled and state is not None:
+            self.weights.load_task_factors(state)

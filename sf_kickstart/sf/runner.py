@@ -128,8 +128,10 @@ class KickstartLearnerWorker(RobustLearnerWorker):
     """The learner worker of a kickstarted run: RobustLearnerWorker plus the slots kickstarting adds."""
 
     def on_student_scores(self, scores):
-        """Slot of `sf.observers.AdaptiveLambda`: the student's running score per teacher lowers f_i."""
-        self.learner.weights.observe_student_scores(scores)
+        """Slot of `sf.observers.AdaptiveLambda`: the student's running scores per teacher (adaptive λ's f_i) and per
+        task (re-engaging λ's g_k)."""
+        self.learner.weights.observe_student_scores(scores["teachers"])
+        self.learner.weights.observe_task_scores(scores["tasks"])
 
 
 class KickstartRunner(RobustRunner):

@@ -3,8 +3,10 @@
 Every Sample Factory flag works. Ours (see `add_kickstart_args`):
   --teacher=DIR                one frozen teacher (an SF experiment dir, or a name under --train_dir) for all tasks
   --teachers=MAP.yaml          one teacher per task (multi-teacher kickstarting)
-  --kickstart_schedule=none|constant|linear|exponential|adaptive, --kickstart_lambda, --kickstart_end_frames,
+  --kickstart_schedule=none|constant|linear|exponential|adaptive|reengage, --kickstart_lambda, --kickstart_end_frames,
   --kickstart_decay, --kickstart_decay_frames, --kickstart_floor
+                               (reengage: per task λ_k = λ·ρ·clip(1 − G_S,k/G_T,k, 0, 1) from the student's current
+                               score, so a task the student falls behind on gets its teacher back)
   --kickstart_distill_only     drop the RL policy loss: pure policy distillation (the paper's baseline)
   --preset=cfg/FILE.yaml       flag defaults from a preset file (the command line still wins)
 
@@ -42,7 +44,8 @@ from sf_kickstart.paths import CFG_DIR
 from sf_kickstart.errors import ExperimentError, UserError, prefixed
 from sf_kickstart.evaluation_cache import read_task_scores
 from sf_kickstart.kickstart.adaptive import EVAL_POLICY, teacher_score
-from sf_kickstart.kickstart.schedules import ADAPTIVE, SCHEDULES, KickstartSchedule, ScheduleError
+from sf_kickstart.kickstart.reengage import task_teacher_scores
+from sf_kickstart.kickstart.schedules import ADAPTIVE, REENGAGE, SCHEDULES, KickstartSchedule, ScheduleError
 from sf_kickstart.suites.registry import Suite, SuiteError, prepare_env
 from sf_kickstart.teachers import (
     FrozenTeacher,
@@ -93,7 +96,11 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
         "--kickstart_schedule",
         default="constant",
         type=str,
-        help=f"λ schedule over env frames: {'|'.join(SCHEDULES)} (ignored without a teacher)",
+        help=f"λ schedule over env frames: {'|'.join(SCHEDULES)} (ignored without a teacher). adaptive: per teacher "
+        "λ_i = λ·ρ_i·f_i, f_i the running min of clip(1 − G_S,i/G_T,i, 0, 1) (one-way); reengage: per task "
+        "λ_k = λ·ρ_i·clip(1 − G_S,k/G_T,k, 0, 1) from the student's current running score on task k, so a mastered "
+        "task gets λ 0 and a task the student falls behind on gets its teacher back (kickstart/reengage.py). Both need "
+        "the teacher's score G_T: the --teachers map's score entries or its evaluation cache",
     )
     g.add_argument("--kickstart_lambda", default=1.0, type=float, help="λ for constant; start value otherwise")
     g.add_argument("--kickstart_end_frames", default=0.0, type=float, help="linear: env frames where λ reaches 0")
@@ -256,12 +263,26 @@ def check_student_checkpoint(cfg) -> None:
             FixedLearner.load_checkpoint(checkpoints, "cpu", trust=cfg.trust_checkpoint)
 
 
-def resolve_teacher_scores(specs, has_task_scores: bool = True) -> List[float]:
+def teacher_cache(spec, train_dir: Optional[str]):
+    """A teacher's evaluation cache {task: score} (None: none), where the score-driven schedules read G_T."""
+    return read_task_scores(spec.path, EVAL_POLICY, spec.policy, train_dir)
+
+
+def resolve_teacher_scores(specs, has_task_scores: bool = True, train_dir: Optional[str] = None) -> List[float]:
     """Adaptive λ's G_T,i per teacher, in teacher order, from the `--teachers` map or each teacher's evaluation cache
     (ScheduleError when one is missing, or not > 0 outside a suite)."""
-    return [
-        teacher_score(spec, read_task_scores(spec.path, EVAL_POLICY, spec.policy), not has_task_scores) for spec in specs
-    ]
+    return [teacher_score(spec, teacher_cache(spec, train_dir), not has_task_scores) for spec in specs]
+
+
+def resolve_task_teacher_scores(
+    specs, task_names, has_task_scores: bool = True, train_dir: Optional[str] = None
+) -> List[Optional[float]]:
+    """Re-engaging λ's G_T,k per task of `task_names` (None: a task without a teacher), each from the `--teachers`
+    map's score for the task or its teacher's evaluation cache (ScheduleError naming the tasks without one)."""
+    per_task: Dict[str, float] = {}
+    for spec in specs:
+        per_task.update(task_teacher_scores(spec, teacher_cache(spec, train_dir), not has_task_scores))
+    return [per_task.get(task) for task in task_names]
 
 
 def teacher_env_info(cfg, files: TeacherFiles):
@@ -306,13 +327,18 @@ def check_teacher_finite(teacher: FrozenTeacher, obs: Dict[str, torch.Tensor]) -
     )
 
 
-def adaptive_teacher_scores(cfg, suite: Suite, specs) -> Optional[List[float]]:
-    """G_T,i per teacher for `--kickstart_schedule=adaptive` (`resolve_teacher_scores`), else None."""
-    if cfg.kickstart_schedule != ADAPTIVE:
-        return None
-    scores = resolve_teacher_scores(specs, has_task_scores=suite.has_suite_score)
-    log.info(f"Adaptive λ: teacher scores G_T = {dict(zip([s.name for s in specs], scores))}")
-    return scores
+def score_targets(cfg, suite: Suite, specs, task_names) -> Dict:
+    """The teachers' scores G_T a score-driven schedule needs, as `KickstartLayout` fields: adaptive λ's per teacher
+    (`resolve_teacher_scores`), re-engaging λ's per task (`resolve_task_teacher_scores`); {} for the other schedules."""
+    if cfg.kickstart_schedule == ADAPTIVE:
+        scores = resolve_teacher_scores(specs, has_task_scores=suite.has_suite_score, train_dir=cfg.train_dir)
+        log.info(f"Adaptive λ: teacher scores G_T = {dict(zip([s.name for s in specs], scores))}")
+        return dict(teacher_scores=scores)
+    if cfg.kickstart_schedule == REENGAGE:
+        scores = resolve_task_teacher_scores(specs, task_names, suite.has_suite_score, cfg.train_dir)
+        log.info(f"Re-engaging λ: teacher scores per task G_T,k = {dict(zip(task_names, scores))}")
+        return dict(task_teacher_scores=scores)
+    return {}
 
 
 def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
@@ -350,8 +376,8 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
         num_logits=sum(splits),
         specs=specs,
         routing=routing,
-        teacher_scores=adaptive_teacher_scores(cfg, suite, specs),
         schedule=schedule,
+        **score_targets(cfg, suite, specs, task_names),
         splits=splits,
     )
 

@@ -46,12 +46,18 @@ class KickstartLayout:
     specs: List[TeacherSpec] = field(default_factory=list)  # pinned: each names the checkpoint file it was checked on
     routing: Optional[TeacherRouting] = None  # task -> teacher, over the suite's task list
     teacher_scores: Optional[List[float]] = None  # G_T,i per teacher (adaptive λ only)
+    task_teacher_scores: Optional[List[Optional[float]]] = None  # G_T,k per task of `routing` (re-engaging λ only)
     schedule: Optional[KickstartSchedule] = None  # α over env frames (the run's flags)
     splits: Optional[List[int]] = None  # sizes of the categorical heads in `action_logits` (`kickstart.loss`)
 
     @property
     def task_names(self) -> List[str]:
         return list(self.routing.task_names) if self.routing is not None else []
+
+    @property
+    def score_driven(self) -> bool:
+        """λ follows the student's running scores (adaptive or re-engaging λ): the runner sends them to the learner."""
+        return self.teacher_scores is not None or self.task_teacher_scores is not None
 
     @property
     def total_rnn(self) -> int:

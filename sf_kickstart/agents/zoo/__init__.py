@@ -38,10 +38,10 @@ def _spaces(cfg, env: str):
     return info.obs_space, info.action_space
 
 
-def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dict) -> dict:
+def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dict, train_dir: str) -> dict:
     """One row of the listing: env, architecture, frames, evaluated score, and whether it can teach `env`."""
     from sf_kickstart.agents.agent import AgentError, experiment_cfg
-    from sf_kickstart.agents.evaluate import read_scores
+    from sf_kickstart.evaluation_cache import read_scores
     from sf_kickstart.teachers.frozen import spaces_match
 
     checkpoint = latest_checkpoint(exp_dir)
@@ -51,7 +51,7 @@ def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dic
         cfg = experiment_cfg(exp_dir)
     except AgentError as exc:
         return dict(row, note=str(exc))
-    scores = read_scores(exp_dir)
+    scores = read_scores(exp_dir, train_dir=train_dir)
     row.update(env=cfg.env, arch=architecture(cfg), score=scores and scores["suite_score"])
     if env is not None:
         try:
@@ -66,13 +66,13 @@ def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dic
 
 def find_teachers(train_dir: str, env: Optional[str] = None) -> List[dict]:
     memo: Dict = {}
-    rows = [describe(ZOO_PREFIX + n, "shipped", d, env, memo) for n, d in shipped().items()]
+    rows = [describe(ZOO_PREFIX + n, "shipped", d, env, memo, train_dir) for n, d in shipped().items()]
     hub_root = os.path.join(train_dir, "hub")
     for d in experiment_dirs(train_dir) if os.path.isdir(train_dir) else []:
         rel = os.path.relpath(d, train_dir)
         from_hub = os.path.commonpath([os.path.abspath(d), os.path.abspath(hub_root)]) == os.path.abspath(hub_root)
         name = (hub.download_record(d) or {}).get("uri") or "hf://" + os.path.relpath(d, hub_root) if from_hub else rel
-        rows.append(describe(name, "hub" if from_hub else "train_dir", d, env, memo))
+        rows.append(describe(name, "hub" if from_hub else "train_dir", d, env, memo, train_dir))
     return rows
 
 

@@ -9,7 +9,8 @@
   * non-finite minibatch: a minibatch whose loss or gradient is not finite is skipped instead of stepping the optimizer
     into NaN weights (`--max_nonfinite_skips` in a row stop the run, naming the last good checkpoint;
     `fixes.nonfinite`).
-  * non-finite checkpoint: a checkpoint whose weights or optimizer state are not finite is never written.
+  * non-finite checkpoint: a checkpoint whose weights or optimizer state are not finite is never written (and a
+    refused best checkpoint does not raise `best_performance`, which SF raises before writing).
   * PBT exploit: SF applies the new (mutated) cfg first and then loads the source member's checkpoint, whose curr_lr
     overwrites the freshly mutated learning rate; it is re-applied.
 
@@ -98,13 +99,22 @@ class FixedLearner(Learner):
         optimizer state are not all finite is refused (logged; the previous checkpoints stay). SF's rotation runs
         only after a successful write, so the newest checkpoint on disk is always a finite one and rotation never
         removes the last good checkpoint in favour of a bad one."""
-        if self.is_initialized and self._state_is_nonfinite(name_prefix):
+        if self.is_initialized and self._state_is_nonfinite("periodic" if name_prefix == "checkpoint" else name_prefix):
             return False
         return super()._save_impl(name_prefix, name_suffix, keep_checkpoints, verbose)
 
     def save_milestone(self):
         if not self._state_is_nonfinite("milestone"):
             super().save_milestone()
+
+    def save_best(self, policy_id, metric, metric_value) -> bool:
+        """SF raises `best_performance` before it writes: after a refused (non-finite) best save it would claim a best
+        checkpoint that was never written and hold back the next finite one at that score. It is put back."""
+        previous = self.best_performance
+        saved = super().save_best(policy_id, metric, metric_value)
+        if not saved:
+            self.best_performance = previous
+        return saved
 
     def _state_is_nonfinite(self, kind: str) -> bool:
         bad = first_nonfinite(dict(model=self.actor_critic.state_dict(), optimizer=self.optimizer.state_dict()))
