@@ -6,7 +6,7 @@ Sample Factory's launcher (`python -m sample_factory.launcher.run`) parses only 
 module named by `--run`, so the budget is an environment variable:
 
     SF_KICKSTART_BUDGET=smoke   CI size: 10K frames a run, one seed, tiny batches (a whole stage in minutes)
-    SF_KICKSTART_BUDGET=cpu     a 2-core box in a few hours: teacher 400K, students 200K frames, 3 seeds of 7 methods
+    SF_KICKSTART_BUDGET=cpu     a 2-core box in a few hours: teacher 400K, students 200K frames, 3 seeds of 8 methods
     SF_KICKSTART_BUDGET=small   one box overnight: 2M frames a run, 2 seeds           (default)
     SF_KICKSTART_BUDGET=full    a cluster: teacher 20M, students 50M frames, 3 seeds
 
@@ -114,6 +114,7 @@ BUDGETS: Dict[str, Budget] = {
             "large_scratch",
             "ks_const_l1",
             "ks_adaptive",
+            "ks_reengage",
             "ks_linear_l1_to50k",
             "ks_pbt",
             "ks_linear_l1_to100k",

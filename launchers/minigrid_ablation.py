@@ -15,9 +15,12 @@ Methods (experiment `<method>_seed<N>`; the large agent is cfg/minigrid_large_st
     ks_adaptive               kickstarted, adaptive λ (`--kickstart_schedule=adaptive`, no tuning): the teacher's score
                               G_T per task is the teacher's final per-task training score, written by this launcher
                               into `<teacher>/../adaptive_teachers.yaml` (a `--teachers` map with `score:` entries)
+    ks_reengage               kickstarted, re-engaging per-task λ (`--kickstart_schedule=reengage`, λ = 1, no tuning):
+                              λ_k = clip(1 − G_S,k / G_T,k, 0, 1) from the student's current score on task k, so the
+                              teacher comes back on a task the student falls behind on; the same map as ks_adaptive
     distill                   pure policy distillation from the teacher (`--kickstart_distill_only=True`)
 
-A budget may run only some methods (`Budget.methods`: the `cpu` budget runs 7; `$SF_KICKSTART_METHODS` picks others). Runs are ordered seed by seed, so a
+A budget may run only some methods (`Budget.methods`: the `cpu` budget runs 8; `$SF_KICKSTART_METHODS` picks others). Runs are ordered seed by seed, so a
 launch cut short has every method at its first seeds.
 
 The small agent from scratch (the teacher itself) is stage 1, `launchers.minigrid_teachers`: run it first. Every
@@ -64,7 +67,7 @@ from sf_kickstart.suites.minigrid import TASK_NAMES
 ABLATION_RUN = "minigrid_ablation"
 TEACHER = "{TEACHER}"  # placeholders in the commands, resolved by PlaceholderRunDescription
 TEACHER_MAP = "{TEACHER_MAP}"
-ADAPTIVE_MAP = "adaptive_teachers.yaml"
+ADAPTIVE_MAP = "adaptive_teachers.yaml"  # the --teachers map with G_T of ks_adaptive and ks_reengage
 PBT_ZERO_BELOW = 0.05  # a PBT λ below this is 0: reachable by ×0.8 steps and resamples within a short run
 OPT_IN_METHODS = ("ks_pbt_sf",)  # launched only when $SF_KICKSTART_METHODS names them
 PBT_OBJECTIVE = "suite_score"  # sf_kickstart.suites.registry.SUITE_SCORE_KEY: the capped mean normalised score
@@ -92,12 +95,13 @@ def final_task_scores(exp_dir: str) -> Dict[str, float]:
 
 
 def _resolve_teacher_map(train_dir: str, suffix: str) -> str:
-    """Write the adaptive run's --teachers map: every task -> the teacher, with its final training score (G_T)."""
+    """Write the adaptive and re-engaging runs' --teachers map: every task -> the teacher, with its final training
+    score (G_T)."""
     teacher = _resolve_teacher(train_dir, suffix)
     path = os.path.join(os.path.dirname(teacher), ADAPTIVE_MAP)
     scores = final_task_scores(teacher) if has_checkpoint(teacher) else {}
     if not scores:
-        log.warning(f"Teacher {teacher} has no per-task scores yet: the adaptive run will fail at start-up")
+        log.warning(f"Teacher {teacher} has no per-task scores yet: the adaptive and reengage runs fail at start-up")
         return path
     with open(path, "w") as f:
         yaml.safe_dump({t: {"path": os.path.abspath(teacher), "score": s} for t, s in scores.items()}, f)
@@ -135,7 +139,10 @@ def method_commands(budget: Budget) -> Dict[str, str]:
     out["ks_pbt"] = ks("constant", 1, *pbt_flags, "--pbt_replace_reward_gap=0", "--kickstart_pbt_explore_all=True")
     # SF's exploit rule instead: member 0 an unmutated reference, exploit only past a 10 % gap (stops once members are close)
     out["ks_pbt_sf"] = ks("constant", 1, *pbt_flags, "--pbt_replace_reward_gap=0.1", "--kickstart_pbt_explore_all=False")
-    out["ks_adaptive"] = large(f"--teachers={TEACHER_MAP}", "--kickstart_schedule=adaptive", "--kickstart_lambda=1")
+    for schedule in ("adaptive", "reengage"):  # λ from the student's scores against the teacher's (the map's)
+        out[f"ks_{schedule}"] = large(
+            f"--teachers={TEACHER_MAP}", f"--kickstart_schedule={schedule}", "--kickstart_lambda=1"
+        )
     out["distill"] = ks("constant", 1, "--kickstart_distill_only=True")
     return out
 

@@ -76,7 +76,8 @@ def test_ablation_methods(parsed):
         for name, _, cfg in rows:
             by_method.setdefault(parse_experiment_name(name)[0], []).append(cfg)
         linear = [f"ks_linear_l{lam}_to{common.frames_label(h)}" for lam in (1, 2) for h in budget.horizons]
-        every = ["large_scratch", "ks_const_l1", "ks_const_l2", *linear, "ks_pbt", "ks_adaptive", "distill"]
+        every = ["large_scratch", "ks_const_l1", "ks_const_l2", *linear, "ks_pbt", "ks_adaptive", "ks_reengage",
+                 "distill"]
         assert sorted(by_method) == sorted(budget.methods or every)
         assert set(budget.methods) <= set(every)
         assert [parse_experiment_name(n)[1] for n, _, _ in rows] == sorted(c.seed for _, _, c in rows)  # seed by seed
@@ -90,9 +91,9 @@ def test_ablation_methods(parsed):
                 if method == "large_scratch":
                     assert c.teacher is None
                     continue
-                if method == "ks_adaptive":
+                if method in ("ks_adaptive", "ks_reengage"):  # the teacher and its scores from the same map
                     assert c.teacher is None and c.teachers.endswith(minigrid_ablation.ADAPTIVE_MAP)
-                    assert (c.kickstart_schedule, c.kickstart_lambda) == ("adaptive", 1.0)
+                    assert (c.kickstart_schedule, c.kickstart_lambda) == (method[len("ks_"):], 1.0)
                     continue
                 assert c.teacher == teacher
                 assert c.kickstart_distill_only == (method == "distill")
@@ -149,11 +150,11 @@ def test_teacher_location_follows_train_dir_suffix_and_override(tmp_path, monkey
     assert all(f"--teacher={want} " in c for c in cmds if "--teacher=" in c)
     assert not any("{TEACHER" in c for c in cmds)
     adaptive_map = os.path.join(os.path.dirname(want), minigrid_ablation.ADAPTIVE_MAP)
-    assert sum(f"--teachers={adaptive_map} " in c for c in cmds) == 1
+    assert sum(f"--teachers={adaptive_map} " in c for c in cmds) == 2  # adaptive, reengage
     monkeypatch.setenv(common.TEACHER_ENV, "/elsewhere/my_teacher")
     cmds = [c for c, *_ in minigrid_ablation.build("smoke").generate_experiments(str(tmp_path), makedirs=False)]
-    assert sum("--teacher=/elsewhere/my_teacher " in c for c in cmds) == len(cmds) - 2  # not scratch, not adaptive
-    assert sum("--teachers=/elsewhere/adaptive_teachers.yaml " in c for c in cmds) == 1
+    assert sum("--teacher=/elsewhere/my_teacher " in c for c in cmds) == len(cmds) - 3  # scratch, adaptive, reengage
+    assert sum("--teachers=/elsewhere/adaptive_teachers.yaml " in c for c in cmds) == 2
 
 
 def test_adaptive_map_holds_the_teachers_final_task_scores(tmp_path, monkeypatch):
@@ -206,7 +207,8 @@ def test_processes_backend_through_sf_launcher(tmp_path, monkeypatch):
         m.setattr(sys, "argv", argv)
         sf_run.main()
     budget = common.BUDGETS["smoke"]
-    assert len(FakePopen.started) == 3 + 2 * len(budget.horizons) + 3  # scratch, 2 const, 6 linear, pbt, adaptive, distill
+    # scratch, 2 const, 6 linear, pbt, adaptive, reengage, distill
+    assert len(FakePopen.started) == 3 + 2 * len(budget.horizons) + 4
     for tokens, env in FakePopen.started:
         assert tokens[0] == sys.executable and tokens[1:3] == ["-m", "sf_kickstart.train"]
         cfg, _ = parse_args(tokens[3:])
@@ -331,3 +333,9 @@ def test_selected_methods_env(monkeypatch):
     monkeypatch.setenv(common.METHODS_ENV, "ks_adaptive")
     runs = minigrid_ablation.methods(budget)
     assert [r.base_name for r in runs] == ["ks_adaptive"] * len(budget.seeds)
+    assert "ks_reengage" in budget.methods  # the cpu ablation runs it next to linear and adaptive
+    monkeypatch.setenv(common.METHODS_ENV, "ks_reengage")
+    runs = minigrid_ablation.methods(budget)
+    assert [r.base_name for r in runs] == ["ks_reengage"] * len(budget.seeds)
+    assert "--kickstart_schedule=reengage" in runs[0].cmd
+    assert f"--teachers={minigrid_ablation.TEACHER_MAP}" in runs[0].cmd

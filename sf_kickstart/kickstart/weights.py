@@ -15,7 +15,8 @@ construction; G_S,i: the student's running score on them, fed by `observe_studen
 
     λ_i(t) = α · ρ_i · f_i(t)        (non-increasing: once the student has matched its teacher, λ_i stays 0)
 
-f_i is saved under the checkpoint entry's "adaptive" key and restored on resume (missing in older checkpoints: 1).
+f_i is saved under the checkpoint entry's "adaptive" key and restored on resume (missing in older checkpoints: 1);
+the G_T,i it is computed against go under "adaptive_teacher_scores" (`from_state_dict` rebuilds the weights from them).
 
 Re-engaging λ (`--kickstart_schedule=reengage`, `kickstart.reengage`) is per task k instead (`TaskTargets`: the run's
 tasks, the teacher i(k) of each and its score G_T,k there): g_k = clip(1 − G_S,k / G_T,k, 0, 1) from the student's
@@ -102,7 +103,7 @@ class KickstartWeights:
             scores = self.tasks.scores
             supervised = [k for k, _, _ in self.tasks.supervised()]
             if scores is None or len(scores) != len(self.tasks.tasks) or any(scores[k] is None for k in supervised):
-                raise ValueError("--kickstart_schedule=reengage needs the teacher's score G_T,k on every supervised task")
+                raise ValueError("--kickstart_schedule=reengage needs the score G_T,k of each supervised task")
             for k in supervised:  # as for adaptive: the rule at a random agent's score, 0
                 self.task_factor[k] = adaptive_factor(0.0, float(scores[k]))
 

@@ -20,8 +20,9 @@ in the paper, where no member is exempt.
 Exploit: SF copies the better member's weights and optimizer (checkpoint, `load_progress=False`) and hands the
 perturbed copy of its cfg to the learner, including its α and ρ_i: the λ state is copied, then explored. The
 learner hands α and ρ_i to its `weights.KickstartWeights` (`pop_hyperparameters`; the learner's cfg keeps the run's
-flags) and does not restore them from the source's checkpoint; it re-applies the mutated lr after loading the weights
-(SF 2.1.1 let the source checkpoint's lr overwrite the freshly mutated value).
+flags) and does not restore them from the source's checkpoint (re-engaging λ's per-task factors g_k it does copy from
+there, with the weights they were computed for; the member's next student scores update them); it re-applies the
+mutated lr after loading the weights (SF 2.1.1 let the source checkpoint's lr overwrite the freshly mutated value).
 
 Ranking objective: `--pbt_target_objective` (defaults to `suite_score`, the capped mean normalised suite score, when
 the env is one of our suites). Each exploit is written to tensorboard as `kickstart/pbt_exploit_from` (the source

@@ -7,7 +7,8 @@ Modules, one job each:
   storage    `KickstartLayout`; the teacher outputs in SF's buffers and batches, the teacher state in `rnn_states`' tail
   runner     `KickstartRunner` with its sampler, teacher-aware inference worker and learner worker
   learner    `KickstartLearner`: the kickstart term, its summaries, the checkpointed kickstart weights
-  observers  the kickstart stats message and its tags; the student-score path of adaptive λ (`AdaptiveLambda`)
+  observers  the kickstart stats message and its tags; the student-score path of adaptive and re-engaging λ
+             (`AdaptiveLambda`)
   progress   the console progress line
   fixes/     SF 2.1.1's defects fixed, each named and documented once (`sf.fixes`); imports nothing of kickstarting
 

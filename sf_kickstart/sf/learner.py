@@ -4,9 +4,9 @@ term, its summaries and its checkpointed kickstart weights.
 Per minibatch: λ_i = α·ρ_i·f_i for the teacher i of each step (`kickstart.weights.KickstartWeights`, built from the
 schedule the set-up validated), or under re-engaging λ λ_k = α·ρ_i(k)·g_k for the task k of each step (its task id,
 read from the raw observations as the teacher bank routes it); the kickstart loss on the teacher logits the inference
-workers stored (`kickstart.loss`, over the logit splits the set-up validated), added to SF's policy loss (or replacing it:
-`--kickstart_distill_only`). The teacher state in `rnn_states`' tail (`sf.storage`) is sliced off before the student
-sees the batch. Summaries go to the runner in the kickstart stats message (`sf.observers`: names relative to
+workers stored (`kickstart.loss`, over the logit splits the set-up validated), added to SF's policy loss (or
+replacing it: `--kickstart_distill_only`). The teacher state in `rnn_states`' tail (`sf.storage`) is sliced off
+before the student sees the batch. Summaries go to the runner in the kickstart stats message (`sf.observers`: names relative to
 `kickstart/`; the runner adds the prefix). The weights' state is saved in every checkpoint and restored on resume;
 PBT's α and ρ_i reach them through SF's new-cfg path.
 
