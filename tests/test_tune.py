@@ -182,6 +182,18 @@ def _donor_frames(root, source):
     return int(_progress(root / f"trial_{source:02d}" / "progress.csv")[0]["env_steps"])
 
 
+def _tune_checkpoint(root, trial: int, frames: int) -> str:
+    """The checkpoint a trial reported to Tune at `frames` env frames. Found by frames, not by Tune's dir index: a
+    trial restored from another's checkpoint numbers its reports from checkpoint_000000 again, so that dir can hold
+    the first interval's checkpoint and a later one."""
+    from sf_kickstart.experiments import checkpoint_frames
+
+    found = [p for p in glob.glob(str(root / f"trial_{trial:02d}" / "checkpoint_*" / "checkpoint_*.pth"))
+             if checkpoint_frames(p) == frames]
+    assert len(found) == 1, (trial, frames, found)
+    return found[0]
+
+
 @pytest.mark.e2e
 def test_population_exploits_and_continues_from_the_source(population):
     _, root, member, source, line = population
@@ -197,8 +209,8 @@ def test_population_exploits_and_continues_from_the_source(population):
     log = (root / f"member_{member:02d}" / "sf_log.txt").read_text()
     assert f"self.env_steps={donor_frames}" in log.split("Saving configuration to")[-1]
     # ... and its weights: training moved them a little from the source's, far less than from its own (another seed)
-    donor = _weights(glob.glob(str(root / f"trial_{source:02d}" / "checkpoint_000000" / "checkpoint_*.pth"))[0])
-    own = _weights(glob.glob(str(root / f"trial_{member:02d}" / "checkpoint_000000" / "checkpoint_*.pth"))[0])
+    donor = _weights(_tune_checkpoint(root, source, donor_frames))
+    own = _weights(_tune_checkpoint(root, member, int(rows[0]["env_steps"])))  # its own first interval, before the exploit
     final = _weights(latest_checkpoint(str(root / f"member_{member:02d}")))
     assert (final - donor).norm() < 0.5 * (final - own).norm()
 
