@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from sf_kickstart.processes import python_env
 from sf_kickstart.sources import ZOO_DIR
 from tests.e2e_utils import REPO
 
@@ -39,10 +40,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-
 def _snapshot(root):
     return {os.path.relpath(os.path.join(d, f), root): os.stat(os.path.join(d, f)).st_mtime_ns
             for d, _, files in os.walk(root) for f in files}
@@ -62,7 +59,7 @@ def _frames(path) -> int:
 def _enjoy(args, timeout=180):
     cmd = [sys.executable, "-m", "sf_kickstart.enjoy", *ENJOY, *args]
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=timeout)
     return proc, time.time() - t0
 
 
@@ -87,7 +84,7 @@ def test_an_explicit_max_num_frames_still_decides(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_enjoy_and_writes_what_was_recorded(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-c", PYGAME_ENJOY, *ENJOY, f"--train_dir={tmp_path}",
-                             "--video_frames=1000000"], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                             "--video_frames=1000000"], cwd=REPO, env=python_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     watchdog = threading.Timer(240, proc.kill)  # a swallowed signal must fail the test, not hang it
     watchdog.start()

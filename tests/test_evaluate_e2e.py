@@ -8,10 +8,10 @@ import glob
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
+from sf_kickstart.processes import python_path, run_python
 from tests.e2e_utils import FAST, REPO, describe, run_plain_sample_factory, run_train, scalars
 
 pytestmark = pytest.mark.e2e
@@ -21,12 +21,12 @@ TINY = ["--use_rnn=True", "--rnn_size=32", "--encoder_mlp_layers=32"]
 
 
 def run_module(module: str, args, hub: str = None, timeout: int = 300, extra_env=None) -> subprocess.CompletedProcess:
-    path = [STANDIN] if hub else []
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path + [REPO, os.environ.get("PYTHONPATH", "")]), **(extra_env or {}))
+    """`python -m MODULE ARGS` from the repository root; with `hub`, the stand-in Hugging Face client first on
+    PYTHONPATH, serving the repositories under `hub`."""
+    env = dict(extra_env or {})
     if hub:
-        env["SF_KICKSTART_FAKE_HUB"] = hub
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+        env.update(PYTHONPATH=python_path(STANDIN), SF_KICKSTART_FAKE_HUB=hub)
+    return run_python(["-m", module, *args], timeout=timeout, extra_env=env)
 
 
 @pytest.fixture(scope="module")

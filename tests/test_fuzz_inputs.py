@@ -156,9 +156,7 @@ def test_the_matrix_is_what_the_readme_counts():
 @pytest.mark.parametrize("command, role", E2E_CASES, ids=[f"{c}-{r}" for c, r in E2E_CASES])
 def test_e2e_pickle_payload(tmp_path, good_teacher, command, role):
     """A real `python -m sf_kickstart.<command>` on a checkpoint carrying code: one error, exit 2, nothing ran."""
-    import subprocess
-    import sys
-
+    from sf_kickstart.processes import python_path, run_python
     from tests.e2e_utils import REPO
 
     w = World(tmp_path, good_teacher)
@@ -168,10 +166,8 @@ def test_e2e_pickle_payload(tmp_path, good_teacher, command, role):
     if command == "enjoy":
         argv = [f"--experiment={os.path.join(w.root, 'teacher')}", "--no_render", "--max_num_frames=10", "--device=cpu"]
     standin = os.path.join(REPO, "tests", "hub_standin")
-    env = dict(os.environ, SF_KICKSTART_FAKE_HUB=w.remote,
-               PYTHONPATH=os.pathsep.join([standin, REPO, os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", f"sf_kickstart.{command}", *argv], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(SF_KICKSTART_FAKE_HUB=w.remote, PYTHONPATH=python_path(standin))
+    proc = run_python(["-m", f"sf_kickstart.{command}", *argv], timeout=300, extra_env=env)
     assert_one_clear_error(proc.returncode, proc.stderr, "builtins.exec", "--trust_checkpoint")
     assert "Starting process" not in proc.stdout + proc.stderr and not os.path.exists(w.marker)
     assert_untouched(w.root, before, hub_download)

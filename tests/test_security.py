@@ -99,6 +99,7 @@ def test_plain_sample_factory_checkpoint_needs_exactly_the_allowlist_and_loads_w
 def test_what_our_learner_writes_needs_only_the_allowlist(tmp_path):
     """A checkpoint as KickstartLearner writes it: SF's entries (best_performance as SF's runner computes it, np.mean
     of episode stats; a real Adam state), our kickstart weights and the teacher identity entry."""
+    from sf_kickstart.kickstart.schedules import KickstartSchedule
     from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, KickstartWeights
     from sf_kickstart.sf.setup import parse_args
     from sf_kickstart.teachers import TeacherSpec
@@ -110,7 +111,7 @@ def test_what_our_learner_writes_needs_only_the_allowlist(tmp_path):
     opt.step()
     cfg, _ = parse_args(student_argv(tmp_path))
     specs = [TeacherSpec(path=make_teacher_dir(str(tmp_path / "t")), tasks=["DoorKey-5x5"])]
-    weights = KickstartWeights.from_cfg(cfg, specs, None)
+    weights = KickstartWeights(KickstartSchedule.from_cfg(cfg), [s.name for s in specs], [s.rho for s in specs])
     identity = [provenance.teacher_identity("t", specs[0].path, ZOO_CHECKPOINT, "0" * 64)]
     for best in (np.mean([0.5, 0.75]), np.mean(np.array([0.5, 0.75], dtype=np.float32)), -1e9):
         ckpt = dict(train_step=3, env_steps=768, best_performance=best, model=model.state_dict(),

@@ -105,12 +105,6 @@ def stop_when_recorded(cfg) -> None:
         cfg.max_num_episodes = cfg.cli_args["max_num_episodes"] = 1
 
 
-def video_dir(exp_dir: str, train_dir: str) -> str:
-    """Where the video goes: the experiment dir, except for a teacher shipped inside the package (zoo:NAME), whose
-    video goes to <train_dir>/zoo/NAME: nothing is written into the package (it may be read-only)."""
-    return writable_dir(exp_dir, train_dir)
-
-
 def save_video(dir_path: str, frames: list, fps: int, cfg) -> None:
     """SF's generate_replay_video, keeping OpenCV's own file when there is no ffmpeg to re-encode it."""
     from sample_factory.huggingface import huggingface_utils
@@ -133,7 +127,7 @@ def save_video(dir_path: str, frames: list, fps: int, cfg) -> None:
 
 class Recording:
     """What SF's enjoy records, seen through the two names of its module it calls with it (`render_frame` gets the
-    env and the list of frames, `generate_replay_video` writes them): the video goes to `video_dir` when given, and
+    env and the list of frames, `generate_replay_video` writes them): the video goes to `video_dir` (`sources.writable_dir`) when given, and
     an interrupted enjoy can still write what was recorded."""
 
     def __init__(self, video_dir: Optional[str] = None):
@@ -217,7 +211,7 @@ def setup(argv: List[str]) -> Tuple[object, Optional[str]]:
     cfg, _suite = parse_args(argv if help_only else experiment_argv(argv), evaluation=True, prog=PROG, doc=__doc__)
     preflight(cfg)
     stop_when_recorded(cfg)
-    return cfg, video_dir(experiment_dir(cfg=cfg, mkdir=False), argv_value(argv, "train_dir") or "train_dir")
+    return cfg, writable_dir(experiment_dir(cfg=cfg, mkdir=False), argv_value(argv, "train_dir") or "train_dir")
 
 
 def play(argv: List[str], recording: Recording) -> int:

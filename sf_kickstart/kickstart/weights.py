@@ -107,14 +107,6 @@ class KickstartWeights:
             for k in supervised:  # as for adaptive: the rule at a random agent's score, 0
                 self.task_factor[k] = adaptive_factor(0.0, float(scores[k]))
 
-    @staticmethod
-    def from_cfg(cfg, specs, teacher_scores: Optional[Sequence[float]] = None) -> "KickstartWeights":
-        """The run's schedule flags and the teachers' initial ρ (specs: teachers.TeacherSpec); teacher_scores: G_T,i
-        per teacher, needed by the adaptive schedule (`adaptive.resolve_teacher_scores`)."""
-        return KickstartWeights(
-            KickstartSchedule.from_cfg(cfg), [s.name for s in specs], [s.rho for s in specs], teacher_scores
-        )
-
     @property
     def adaptive(self) -> bool:
         return self.schedule.kind == ADAPTIVE
