@@ -37,6 +37,7 @@ from sf_kickstart import checkpoints, provenance
 from sf_kickstart.envprobe import make_env_info, probe_env_info, probe_observations
 from sf_kickstart.experiments import checkpoint_paths, read_config, remove_partial_checkpoints
 from sf_kickstart.sf.fixes.learner import FixedLearner
+from sf_kickstart.sf.fixes.lr_schedule import allow_linear_decay, partial_parse_argv
 from sf_kickstart.sf.fixes.nonfinite import first_nonfinite
 from sf_kickstart.kickstart.loss import logit_splits
 from sf_kickstart.sf.storage import KickstartLayout
@@ -213,7 +214,9 @@ def parse_args(
         argv = [f"--env={preset_values['env']}"] + argv
 
     help_only = wants_help(argv) and argv_value(argv, "env") is None  # SF's --env is required: no env flags then
-    parser, partial_cfg = parse_sf_args(argv + ["--env=?"] if help_only else argv, evaluation=evaluation)
+    partial_argv = partial_parse_argv(argv + ["--env=?"] if help_only else argv)
+    parser, partial_cfg = parse_sf_args(partial_argv, evaluation=evaluation)
+    allow_linear_decay(parser)
     suite = None if help_only else prepare_env(partial_cfg.env)  # SuiteError for unknown suites/tasks or simulators
     if suite is not None:
         suite.add_args(parser)

@@ -20,6 +20,8 @@ The fixes, one line each:
                                        fresh start from random weights; non-finite minibatches are skipped and
                                        non-finite checkpoints never written (`nonfinite`); a PBT exploit keeps the
                                        mutated learning rate
+  lr_schedule.FrameLinearDecay         `--lr_schedule=linear_decay` is accepted, decays by frames, survives resume
+                                       and PBT (SF's refuses the flag, restarts on resume, ignores frameskip)
 Fixed elsewhere, where the code they concern lives:
   sf_kickstart.envprobe.probe_env_info the env probe in a spawned process has a timeout (SF's waits forever)
   sf_kickstart.sf.setup.prepare        cfg is an AttrDict before PBT (SF #263: 'Namespace' object is not subscriptable)

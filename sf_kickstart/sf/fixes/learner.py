@@ -11,10 +11,12 @@
     `fixes.nonfinite`).
   * non-finite checkpoint: a checkpoint whose weights or optimizer state are not finite is never written (and a
     refused best checkpoint does not raise `best_performance`, which SF raises before writing).
+  * `--lr_schedule=linear_decay`: SF's scheduler is refused by its CLI, restarts on resume and ignores frameskip and
+    PBT; `fixes.lr_schedule.FrameLinearDecay` decays by the learner's frame count instead.
   * PBT exploit: SF applies the new (mutated) cfg first and then loads the source member's checkpoint, whose curr_lr
     overwrites the freshly mutated learning rate; it is re-applied.
 
-May import: Sample Factory, the ground floor (`checkpoints`, `experiments`, `tags`), `fixes.nonfinite`. Nothing
+May import: Sample Factory, the ground floor (`checkpoints`, `experiments`, `tags`), `fixes.nonfinite`, `fixes.lr_schedule`. Nothing
 kickstart-specific.
 """
 
@@ -31,6 +33,7 @@ from sample_factory.utils.utils import experiment_dir, log
 from sf_kickstart import tags
 from sf_kickstart.checkpoints import load_checkpoint
 from sf_kickstart.experiments import latest_checkpoint
+from sf_kickstart.sf.fixes.lr_schedule import LINEAR_DECAY, FrameLinearDecay
 from sf_kickstart.sf.fixes.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
 
 REFUSE_RANDOM_WEIGHTS = (
@@ -54,6 +57,10 @@ class FixedLearner(Learner):
         """SF's Learner._train steps the optimizer inside its loop; its step is the one place that sees every
         minibatch's gradients after clipping and before the weights change, so the skip decision wraps it."""
         init_model_data = super().init()
+        if self.cfg.lr_schedule == LINEAR_DECAY:  # SF's own scheduler restarts on resume (`fixes.lr_schedule`)
+            self.lr_scheduler = FrameLinearDecay(self)
+            self.curr_lr = self.lr_scheduler.current()
+            self._apply_lr(self.curr_lr)
         step = self.optimizer.step
 
         def step_if_finite(*args, **kwargs):
