@@ -1,8 +1,9 @@
 """README's main job run to its end, over seeds: the large student kickstarted from the shipped teacher against the same
-student from scratch, old optimisation (constant learning rate) against the fixed preset (linear decay), with
+student from scratch, old optimisation (constant learning rate) against the fixed preset (linear decay and the KL
+brake, `sf/fixes/lr_schedule.py`), with
 per-task curves, the collapse diagnostics of issue 20 and its acceptance checks.
 
-    python -m benchmarks.main_job --arms=scratch_const,ks_main,scratch_decay --seeds=0,1,2
+    python -m benchmarks.main_job --arms=scratch_const,ks_main,scratch_fixed --seeds=0,1,2
     python -m benchmarks.main_job --analyze_only            # the tables and figure from the runs on disk
 
 Each arm × seed is one `python -m sf_kickstart.train` run of --frames env frames (`cfg/minigrid_large_student.yaml`,
@@ -45,15 +46,15 @@ TEACHER = "zoo:minigrid_suite_small"
 TEACHER_DIR = os.path.join(REPO_ROOT, "sf_kickstart", "zoo", "minigrid_suite_small")
 KS = [f"--teacher={TEACHER}"]
 LINEAR_KS = KS + ["--kickstart_schedule=linear", "--kickstart_end_frames=1000000"]
+OLD = ["--lr_schedule=constant", "--lr_kl_brake=False"]  # the preset before issue 20
+FIXED = ["--lr_schedule=linear_decay", "--lr_kl_brake=True"]  # the preset now
 ARMS: Dict[str, List[str]] = {
-    # the old preset (constant lr) and the old main command
-    "scratch_const": ["--lr_schedule=constant"],
-    "ks_linear_const": LINEAR_KS + ["--lr_schedule=constant"],
-    # the fixed preset (lr linear to 0 at the budget)
-    "scratch_decay": ["--lr_schedule=linear_decay"],
-    "ks_linear_decay": LINEAR_KS + ["--lr_schedule=linear_decay"],
-    "ks_main": KS + ["--kickstart_schedule=reengage", "--lr_schedule=linear_decay"],  # README's main command
-    "ks_reengage_const": KS + ["--kickstart_schedule=reengage", "--lr_schedule=constant"],
+    "scratch_const": OLD,
+    "ks_linear_const": LINEAR_KS + OLD,  # the old main command
+    "ks_reengage_const": KS + ["--kickstart_schedule=reengage"] + OLD,
+    "scratch_fixed": FIXED,
+    "ks_linear_fixed": LINEAR_KS + FIXED,
+    "ks_main": KS + ["--kickstart_schedule=reengage"] + FIXED,  # README's main command
 }
 DIAGNOSTICS = ("train/entropy", "train/grad_norm", "train/kl_divergence", "train/lr", "train/adam_max_second_moment",
                "train/version_diff_avg", "train/value_loss", "train/adv_std")
@@ -336,7 +337,7 @@ def write_report(args, runs, marks, teacher, result) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arms", default="scratch_const,ks_main,scratch_decay", type=lambda s: s.split(","))
+    ap.add_argument("--arms", default="scratch_const,ks_main,scratch_fixed", type=lambda s: s.split(","))
     ap.add_argument("--seeds", default="0,1,2", type=lambda s: [int(x) for x in s.split(",")])
     ap.add_argument("--frames", type=int, default=4_000_000)
     ap.add_argument("--eval_every", type=int, default=500_000)
@@ -345,7 +346,7 @@ def main(argv=None) -> int:
     ap.add_argument("--table_every", type=int, default=500_000)
     ap.add_argument("--collapse_drop", type=float, default=15.0)
     ap.add_argument("--main_arm", default="ks_main")
-    ap.add_argument("--scratch_arm", default="scratch_decay")
+    ap.add_argument("--scratch_arm", default="scratch_fixed")
     ap.add_argument("--train_dir", default=os.path.join(REPO_ROOT, "bench_out", "main_job"))
     ap.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results"))
     ap.add_argument("--analyze_only", action="store_true")

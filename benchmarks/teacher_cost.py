@@ -241,9 +241,10 @@ def kickstart_term_cost(batch_size: int, splits, num_teachers: int, calls: int) 
 def learner_costs(args, cfg, info, layouts, banks) -> Dict[str, float]:
     """'plain' | setup -> median CPU µs per train step (one batch); 'term/setup': the kickstart term alone per batch;
     'env_step': one env step. All interleaved round-robin."""
-    from sf_kickstart.kickstart.loss import logit_splits
+    from sf_kickstart.kickstart.loss import head_sizes
+    from sf_kickstart.sf.distillation import action_heads
 
-    splits = logit_splits(info.action_space)
+    splits = head_sizes(action_heads(info.action_space))
     learners, batches = {}, {}
     for name, layout in layouts.items():
         bank = banks[(name, "kernel")] if layout is not None else None
@@ -369,8 +370,8 @@ def main(argv=None) -> int:
     from sample_factory.model.actor_critic import create_actor_critic
     from sample_factory.model.model_utils import get_rnn_size
 
-    from sf_kickstart.kickstart.loss import logit_splits
     from sf_kickstart.kickstart.schedules import KickstartSchedule
+    from sf_kickstart.sf.distillation import action_heads, num_action_parameters
     from sf_kickstart.sf.storage import KickstartLayout
     from sf_kickstart.suites.registry import prepare_env
     from sf_kickstart.teachers import TeacherRouting, TeacherSpec
@@ -390,7 +391,7 @@ def main(argv=None) -> int:
         "per_task": [TeacherSpec(path=d, tasks=[t]) for d, t in zip(dirs, tasks)],
     }
     banks = make_banks(setups, tasks, info)
-    num_logits = sum(logit_splits(info.action_space))
+    num_logits = num_action_parameters(info.action_space)
     layouts = {"plain": None}
     for setup, specs in setups.items():
         layouts[setup] = KickstartLayout(
@@ -400,7 +401,7 @@ def main(argv=None) -> int:
             specs=specs,
             routing=TeacherRouting.of(specs, list(tasks)),
             schedule=KickstartSchedule.from_cfg(cfg),
-            splits=logit_splits(info.action_space),
+            heads=action_heads(info.action_space),
         )
     samples = real_observations(cfg, num_envs=2 * len(tasks), steps=8)
 

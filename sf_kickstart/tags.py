@@ -2,7 +2,10 @@
 report all name them from here, so a writer and its reader cannot drift apart.
 
 Kickstart summaries (written under the policy's `.summary/<policy_id>/` by the learner, see README's table):
-    kickstart/<name>                  run-wide: loss, alpha, lambda (mean λ_i), kl_teacher_student, ... (KS_DIAGNOSTICS)
+    kickstart/<name>                  run-wide: loss, alpha, lambda (mean λ_i), kl_teacher_student, ... (KS_DIAGNOSTICS);
+                                      with a Gaussian action head also mean_squared_error (of the means), teacher_std,
+                                      student_std; with value distillation value_loss, value_mse
+                                      (action_agreement: categorical heads only)
     kickstart/lambda_<teacher>        λ_i = α·ρ_i of one teacher         (per teacher)
     kickstart/rho_<teacher>           ρ_i of one teacher                  (per teacher)
     kickstart/kl_<teacher>, kickstart/action_agreement_<teacher>, kickstart/loss_<teacher>

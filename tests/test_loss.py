@@ -8,12 +8,14 @@ import torch
 from gymnasium import spaces
 
 from sf_kickstart.kickstart.loss import (
+    CATEGORICAL,
     UnsupportedActionSpace,
     cross_entropy,
+    head_sizes,
     kickstart_loss,
-    logit_splits,
     term_summaries,
 )
+from sf_kickstart.sf.distillation import action_heads
 
 
 def _softmax(x):
@@ -78,7 +80,9 @@ def test_identical_policies_have_zero_kl_and_full_agreement():
 
 def test_tuple_action_space_sums_heads():
     space = spaces.Tuple([spaces.Discrete(2), spaces.Discrete(3)])
-    splits = logit_splits(space)
+    heads = action_heads(space)
+    assert [h.kind for h in heads] == [CATEGORICAL, CATEGORICAL]
+    splits = head_sizes(heads)
     assert splits == [2, 3]
     t = torch.randn(1, 5)
     s = torch.randn(1, 5)
@@ -86,9 +90,10 @@ def test_tuple_action_space_sums_heads():
     assert cross_entropy(t, s, splits).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-def test_continuous_action_space_is_rejected_clearly():
-    with pytest.raises(UnsupportedActionSpace, match="discrete"):
-        logit_splits(spaces.Box(-1, 1, (2,)))
+@pytest.mark.parametrize("space", [spaces.MultiBinary(3), spaces.MultiDiscrete([2, 3]), spaces.Box(-1, 1, (2, 2))])
+def test_unsupported_action_space_is_rejected_clearly(space):
+    with pytest.raises(UnsupportedActionSpace, match="Discrete, a 1-D Box"):
+        action_heads(spaces.Tuple([spaces.Discrete(2), space]))
 
 
 def test_summaries_nan_free_when_no_supervised_steps():

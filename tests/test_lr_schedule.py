@@ -75,3 +75,38 @@ def test_learner_decays_by_frames_continues_after_resume_and_follows_pbt(tmp_pat
     resumed = _learner(tmp_path)  # same experiment: SF loads the checkpoint (env_steps 6000)
     assert resumed.env_steps == 6000
     assert _optimizer_lr(resumed) == pytest.approx(4e-4)  # where it was, not back at 1e-3 (SF's restarts at 0)
+
+
+def test_brake_factor_by_hand():
+    from sf_kickstart.sf.fixes.lr_schedule import braked
+
+    assert braked(1.0, 0.02, 0.008) == pytest.approx(1 / 1.5)  # above 2 × threshold: slower
+    assert braked(1 / 1.5, 0.01, 0.008) == pytest.approx(1 / 1.5)  # between ½ and 2 × threshold: kept
+    assert braked(1 / 1.5, 0.001, 0.008) == pytest.approx(1.0)  # below ½ × threshold: back up, never above 1
+    assert braked(1.0, 0.001, 0.008) == 1.0
+    factor = 1.0
+    for _ in range(50):
+        factor = braked(factor, 5.0, 0.008)
+    assert factor == pytest.approx(0.01)  # the floor
+
+
+def test_learner_brakes_on_a_large_kl_and_recovers(tmp_path):
+    learner = _learner(tmp_path, "--lr_kl_brake=True")
+    sched = learner.lr_scheduler
+    assert sched.update(learner.curr_lr, [0.001]) == pytest.approx(1e-3)
+    assert sched.update(learner.curr_lr, [0.05]) == pytest.approx(1e-3 / 1.5)
+    assert sched.update(learner.curr_lr, [0.05]) == pytest.approx(1e-3 / 2.25)
+    learner.env_steps = 5000  # the decay and the brake multiply
+    assert sched.update(learner.curr_lr, [0.01]) == pytest.approx(0.5e-3 / 2.25)
+    assert sched.update(learner.curr_lr, [0.0001]) == pytest.approx(0.5e-3 / 1.5)
+
+
+def test_brake_with_constant_rate_and_refused_with_kl_adaptive(tmp_path):
+    learner = _learner(tmp_path, "--lr_kl_brake=True", "--lr_schedule=constant")
+    assert learner.lr_scheduler.update(learner.curr_lr, [0.05]) == pytest.approx(1e-3 / 1.5)
+    learner.env_steps = 5000
+    assert learner.lr_scheduler.update(learner.curr_lr, [0.01]) == pytest.approx(1e-3 / 1.5)  # no decay
+    from sf_kickstart.errors import UserError
+
+    with pytest.raises(UserError, match="--lr_kl_brake=True works with"):
+        parse_args(["--env=minigrid_DoorKey-5x5", "--lr_kl_brake=True", "--lr_schedule=kl_adaptive_epoch"])

@@ -1,6 +1,8 @@
 """The method itself, Schmitt et al. (2018), with no Sample Factory import: what a reader checks against the paper.
 
-  loss       the kickstart term: H(π_T, π_S) per action head (categorical logits), its KL and agreement diagnostics
+  loss       the kickstart term: the divergences of `--kickstart_loss` (the paper's H(π_T, π_S), KL(π_S ‖ π_T), the MSE
+             on Gaussian means) per action head (categorical, diagonal Gaussian), the categorical formulas, the
+             λ-weighted mean over valid steps, value distillation c·λ·(V_S − V_T)², their diagnostics
   schedules  α(t): constant, linear to 0, exponential with a floor (`KickstartSchedule`), and the adaptive and
              reengage markers
   weights    λ_i(t) = α(t) · ρ_i (· f_i(t) for adaptive λ), λ per task (· g_k(t) for re-engaging λ):

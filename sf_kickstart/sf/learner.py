@@ -1,16 +1,20 @@
 """`KickstartLearner`: Sample Factory's learner (with the fixes of `sf.fixes.learner.FixedLearner`) plus the kickstart
-term, its summaries and its checkpointed kickstart weights.
+term, value distillation, their summaries and its checkpointed kickstart weights.
 
 Per minibatch: λ_i = α·ρ_i·f_i for the teacher i of each step (`kickstart.weights.KickstartWeights`, built from the
 schedule the set-up validated), or under re-engaging λ λ_k = α·ρ_i(k)·g_k for the task k of each step (its task id,
-read from the raw observations as the teacher bank routes it); the kickstart loss on the teacher logits the inference
-workers stored (`kickstart.loss`, over the logit splits the set-up validated), added to SF's policy loss (or
-replacing it: `--kickstart_distill_only`). The teacher state in `rnn_states`' tail (`sf.storage`) is sliced off
-before the student sees the batch. Summaries go to the runner in the kickstart stats message (`sf.observers`: names relative to
-`kickstart/`; the runner adds the prefix). The weights' state is saved in every checkpoint and restored on resume;
-PBT's α and ρ_i reach them through SF's new-cfg path.
+read from the raw observations as the teacher bank routes it); the kickstart loss (`--kickstart_loss`, per action head
+of the heads the set-up validated: `sf.distillation.policy_term` on SF's own distributions, `kickstart.loss` the
+formulas) of the student's action distribution from the teacher logits the inference workers stored, added to SF's
+policy loss (or replacing it: `--kickstart_distill_only`). With `--kickstart_value_coeff` = c > 0, c·λ·(V_S − V_T)²
+on the teacher values stored next to the logits is added to SF's value loss (`kickstart.loss.value_distillation`;
+V_T in the student's critic units). `train/policy_loss` and `train/value_loss` stay the RL terms alone; the kickstart
+terms are `kickstart/loss` and `kickstart/value_loss`. The teacher state in `rnn_states`' tail (`sf.storage`) is
+sliced off before the student sees the batch. Summaries go to the runner in the kickstart stats message
+(`sf.observers`: names relative to `kickstart/`; the runner adds the prefix). The weights' state is saved in every
+checkpoint and restored on resume; PBT's α and ρ_i reach them through SF's new-cfg path.
 
-May import: Sample Factory, the ground floor, `kickstart`, `sf.fixes`, `sf.storage`, `sf.observers`.
+May import: Sample Factory, the ground floor, `kickstart`, `sf.fixes`, `sf.storage`, `sf.distillation`, `sf.observers`.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import torch
 from sample_factory.utils.utils import experiment_dir, log
 
 from sf_kickstart import tags
-from sf_kickstart.kickstart.loss import kickstart_loss, masked_mean, term_summaries
+from sf_kickstart.kickstart.loss import masked_mean, term_summaries, value_distillation, value_summaries
 from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights, TaskTargets
 from sf_kickstart.provenance import IDENTITY_KEY
+from sf_kickstart.sf.distillation import distribution_logits, policy_term, student_value_targets
 from sf_kickstart.sf.fixes.learner import FixedLearner
 from sf_kickstart.sf.observers import TASK_FACTOR, TASK_LAMBDA
 from sf_kickstart.sf.storage import KickstartLayout
@@ -36,20 +41,11 @@ from sf_kickstart.suites.registry import TASK_ID_KEY
 TASK_IDX = "task_idx"  # the batch key KickstartLearner adds under re-engaging λ: each step's task id
 
 
-def distribution_logits(action_distribution) -> torch.Tensor:
-    """Raw logits of SF's categorical / tuple-of-categorical action distributions, concatenated like action_logits."""
-    if hasattr(action_distribution, "raw_logits"):
-        return action_distribution.raw_logits
-    if hasattr(action_distribution, "distributions"):
-        return torch.cat([distribution_logits(d) for d in action_distribution.distributions], dim=-1)
-    raise TypeError(f"Kickstarting needs a categorical policy, got {type(action_distribution).__name__}")
-
-
 def layout_weights(layout: KickstartLayout) -> KickstartWeights:
     """The kickstart weights of a run: its validated schedule, its teachers' names and ρ, their scores (adaptive, per
     teacher; reengage, per task) and its task -> teacher routing."""
-    if layout.schedule is None or layout.splits is None:
-        raise ValueError("a learner's KickstartLayout needs its schedule and logit splits (sf.setup.build_layout)")
+    if layout.schedule is None or layout.heads is None:
+        raise ValueError("a learner's KickstartLayout needs its schedule and action heads (sf.setup.build_layout)")
     specs, routing = layout.specs, layout.routing
     scores = None if layout.task_teacher_scores is None else tuple(layout.task_teacher_scores)
     tasks = TaskTargets(tuple(routing.task_names), tuple(routing.teacher_of_task), scores)
@@ -125,22 +121,33 @@ class KickstartLearner(FixedLearner):
             has_teacher = tidx >= 0
             weights = torch.where(has_teacher, self._step_lambdas(mb, tidx), torch.zeros_like(mb.teacher_idx))
 
-        student_logits = distribution_logits(action_distribution)
-        term = kickstart_loss(student_logits, mb.teacher_logits, weights, mb.valids, self.layout.splits, has_teacher)
-
-        rl_policy_loss = policy_loss
+        layout = self.layout
+        term = policy_term(
+            layout.loss, self.actor_critic.action_space, layout.heads, mb.teacher_logits, action_distribution,
+            weights, mb.valids, has_teacher,
+        )
+        loss_summaries.update(ks_term=term, ks_tidx=tidx, ks_rl_policy_loss=policy_loss, ks_rl_value_loss=value_loss)
         if self.cfg.kickstart_distill_only:
             policy_loss = term.loss  # pure policy distillation: the RL policy-gradient term is dropped
         else:
             policy_loss = policy_loss + term.loss
+        self.loss_terms["kickstart"] = term.loss
+        if layout.teacher_values:  # value distillation, on the critic's loss
+            value_term = self._value_term(mb, loss_summaries["values"], weights, has_teacher)
+            value_loss = value_loss + value_term.loss
+            self.loss_terms["kickstart_value"] = value_term.loss
+            loss_summaries["ks_value_term"] = value_term
 
         if self._dumps_left > 0 and self._dump_raw is not None:
-            self._dump(mb, student_logits, weights, term)
-        self.loss_terms["kickstart"] = term.loss
-        loss_summaries["ks_term"] = term
-        loss_summaries["ks_tidx"] = tidx
-        loss_summaries["ks_rl_policy_loss"] = rl_policy_loss
+            self._dump(mb, distribution_logits(action_distribution), weights, term, loss_summaries)
         return action_distribution, policy_loss, exploration_loss, kl_old, kl_loss, value_loss, loss_summaries
+
+    def _value_term(self, mb, student_values, weights, has_teacher):
+        """coeff·λ·(V_S − V_T)² over valid steps, V_T in the student's critic units (`sf.distillation`)."""
+        with torch.no_grad():
+            targets = student_value_targets(mb.teacher_values, self.actor_critic.returns_normalizer)
+        coeff = self.layout.value_coeff
+        return value_distillation(student_values.reshape(-1), targets, coeff * weights, mb.valids, has_teacher)
 
     def _step_lambdas(self, mb, tidx: torch.Tensor) -> torch.Tensor:
         """λ of each step: its task's λ_k under re-engaging λ, else its teacher's λ_i (steps without a teacher: any)."""
@@ -150,7 +157,7 @@ class KickstartLearner(FixedLearner):
             lambdas, index = self.weights.lambdas(self.env_steps), tidx.clamp_min(0)
         return torch.as_tensor(lambdas, dtype=torch.float32, device=self.device)[index]
 
-    def _dump(self, mb, student_logits, weights, term) -> None:
+    def _dump(self, mb, student_logits, weights, term, loss_summaries) -> None:
         if mb.teacher_logits.shape[0] != self._dump_raw["teacher_rnn"].shape[0]:
             log.warning("kickstart_debug_dump needs one minibatch per batch (--num_batches_per_epoch=1); skipped")
             self._dumps_left = 0
@@ -169,6 +176,8 @@ class KickstartLearner(FixedLearner):
                 valids=mb.valids.detach().cpu().clone(),
                 dones=mb.dones.detach().cpu().clone(),
                 loss=float(term.loss.detach()),
+                kickstart_loss=self.layout.loss,
+                **self._value_dump(mb, loss_summaries),
                 alpha=self.weights.alpha(self.env_steps),
                 rho=self.weights.rho.copy(),
                 env_steps=int(self.env_steps),
@@ -179,13 +188,32 @@ class KickstartLearner(FixedLearner):
         self._dumps_left -= 1
         self._dump_raw = None
 
+    def _value_dump(self, mb, loss_summaries) -> Dict:
+        """Value distillation's inputs and loss (nothing without it)."""
+        if "ks_value_term" not in loss_summaries:
+            return {}
+        out = dict(
+            teacher_values=mb.teacher_values.detach().cpu().clone(),
+            student_values=loss_summaries["values"].detach().reshape(-1).cpu().clone(),
+            value_loss=float(loss_summaries["ks_value_term"].loss.detach()),
+            value_coeff=self.layout.value_coeff,
+        )
+        normalizer = self.actor_critic.returns_normalizer  # the statistics the targets were normalised with
+        if normalizer is not None:
+            out.update(student_returns_mean=float(normalizer.running_mean),
+                       student_returns_var=float(normalizer.running_var))
+        return out
+
     # ---------------------------------------------------------------- summaries
     def _record_summaries(self, train_loop_vars):
         var = train_loop_vars
         stats = super()._record_summaries(train_loop_vars)
         if self.enabled and "ks_term" in var:
             stats.policy_loss = float(var.ks_rl_policy_loss)  # train/policy_loss stays the RL term alone
+            stats.value_loss = float(var.ks_rl_value_loss)  # train/value_loss too
             self._ks_pending = self._kickstart_summaries(var.ks_term, var.ks_tidx)
+            if "ks_value_term" in var:
+                self._ks_pending.update(value_summaries(var.ks_value_term))
         return stats
 
     @torch.no_grad()
@@ -205,8 +233,9 @@ class KickstartLearner(FixedLearner):
                 out[f"adaptive_{name}"] = float(self.weights.factor[i])
             if rows.any():
                 out[f"kl_{name}"] = masked_mean(kl, rows)
-                out[f"action_agreement_{name}"] = masked_mean(agree, rows)
-                out[f"loss_{name}"] = masked_mean(term.weights * term.ce, rows)
+                if agree is not None:  # categorical heads only
+                    out[f"action_agreement_{name}"] = masked_mean(agree, rows)
+                out[f"loss_{name}"] = masked_mean(term.weights * term.divergence, rows)
         task_names = self.layout.routing.task_names
         if len(task_names) > 1 or self.weights.reengage:
             out[TASK_LAMBDA] = dict(zip(task_names, map(float, self.weights.task_lambdas(self.env_steps))))

@@ -14,7 +14,9 @@ rnn_states)` with the full-width `rnn_states`. In a kickstarted run the worker
     every attribute is the student's (eval(), normalize_obs, device_for_input_tensor, ...), and its call runs the
     student on `rnn_states[:, :student_rnn]` and the teacher bank on the remembered raw observations and
     `rnn_states[:, student_rnn:]`, and returns the student's outputs with the teachers' state appended to
-    `new_rnn_states` and `teacher_logits` / `teacher_idx` added.
+    `new_rnn_states` and `teacher_logits` / `teacher_idx` (and `teacher_values`, value distillation) added.
+The student's model (the learner's and the inference workers' copies) is built on its `--student_obs_keys` only
+(`teachers.student_env_info`); the buffers, the batches and the teacher bank keep every observation key.
 SF's own defects are fixed in the base classes (`sf.fixes`); this module only adds the kickstart wiring.
 
 May import: Sample Factory, the ground floor, `sf.fixes`, `sf.storage`, `sf.learner`, `sf.observers`, `teachers`.
@@ -35,7 +37,7 @@ from sf_kickstart.sf.fixes.workers import RobustInferenceWorker, RobustLearnerWo
 from sf_kickstart.sf.learner import KickstartLearner
 from sf_kickstart.sf.observers import write_kickstart_stats
 from sf_kickstart.sf.storage import KickstartBatcher, KickstartBuffers, KickstartLayout
-from sf_kickstart.teachers import TeacherBank
+from sf_kickstart.teachers import TeacherBank, student_env_info
 
 
 class StudentAndTeachers:
@@ -56,14 +58,15 @@ class StudentAndTeachers:
     def __call__(self, normalized_obs, rnn_states):
         split = self.layout.student_rnn
         outputs = self.student(normalized_obs, rnn_states[:, :split])
+        num_logits = self.layout.num_logits
         with self.timing.add_time("teacher_forward"):
-            logits, teacher_idx, teacher_rnn = self.bank.forward(
-                self.raw_obs, rnn_states[:, split:], self.layout.num_logits
-            )
+            teacher_out, teacher_idx, teacher_rnn = self.bank.forward(self.raw_obs, rnn_states[:, split:], num_logits)
         self.raw_obs = None
         outputs["new_rnn_states"] = torch.cat([outputs["new_rnn_states"], teacher_rnn], dim=1)
-        outputs["teacher_logits"] = logits
+        outputs["teacher_logits"] = teacher_out[:, :num_logits]
         outputs["teacher_idx"] = teacher_idx
+        if self.layout.teacher_values:  # the bank's last column (`TeacherBank(values=True)`)
+            outputs["teacher_values"] = teacher_out[:, num_logits]
         return outputs
 
 
@@ -91,7 +94,9 @@ class KickstartInferenceWorker(RobustInferenceWorker):
 
     def __init__(self, event_loop, policy_id, worker_idx, buffer_mgr, param_server, inference_queue, cfg, env_info,
                  layout: Optional[KickstartLayout] = None):
-        super().__init__(event_loop, policy_id, worker_idx, buffer_mgr, param_server, inference_queue, cfg, env_info)
+        # the student's model on its --student_obs_keys; the teachers on the env's every key
+        student_info = student_env_info(cfg, env_info)
+        super().__init__(event_loop, policy_id, worker_idx, buffer_mgr, param_server, inference_queue, cfg, student_info)
         self.spaces = (env_info.obs_space, env_info.action_space)
         self.layout = layout
         self.teachers: Optional[StudentAndTeachers] = None
@@ -100,7 +105,9 @@ class KickstartInferenceWorker(RobustInferenceWorker):
     def init(self, init_model_data):
         super().init(init_model_data)
         if self.layout is not None and self.teachers is None and self.is_initialized:
-            bank = TeacherBank(self.layout.specs, self.layout.routing, *self.spaces, self.device)
+            bank = TeacherBank(
+                self.layout.specs, self.layout.routing, *self.spaces, self.device, values=self.layout.teacher_values
+            )
             log.info(f"{self.object_id}: loaded {len(bank)} frozen teacher(s) on {self.device}")
             self.teachers = StudentAndTeachers(self.param_client.actor_critic, bank, self.layout, self.timing)
             self.param_client = TeacherAwareParams(self.param_client, self.teachers)
@@ -148,7 +155,8 @@ class KickstartRunner(RobustRunner):
         self.register_policy_msg_handler(tags.KS_STATS_MSG, write_kickstart_stats)
 
     def make_learner(self, cfg, env_info, policy_versions, policy_id, param_server):
-        return KickstartLearner(cfg, env_info, policy_versions, policy_id, param_server, layout=self.layout)
+        student_info = student_env_info(cfg, env_info)  # its model on its --student_obs_keys (teachers.inputs)
+        return KickstartLearner(cfg, student_info, policy_versions, policy_id, param_server, layout=self.layout)
 
     def sampler_factory(self):
         return functools.partial(KickstartSampler, layout=self.layout)

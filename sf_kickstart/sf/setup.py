@@ -8,14 +8,23 @@ Every Sample Factory flag works. Ours (see `add_kickstart_args`):
                                (reengage: per task λ_k = λ·ρ·clip(1 − G_S,k/G_T,k, 0, 1) from the student's current
                                score, so a task the student falls behind on gets its teacher back)
   --kickstart_distill_only     drop the RL policy loss: pure policy distillation (the paper's baseline)
+  --kickstart_loss=cross_entropy|reverse_kl|mse_mean
+                               the divergence per action head (Discrete, Box, Tuple): the paper's H(π_T, π_S), or
+                               KL(π_S ‖ π_T), or the MSE on continuous heads' means (sf_kickstart/kickstart/loss.py)
+  --kickstart_value_coeff=C    value distillation: + C·λ·(V_S − V_T)² on the value loss (0: off)
+  --student_obs_keys=obs       the student's model reads only these Dict observation keys (privileged teachers)
+  --teacher_obs_map=obs:state  the --teacher reads its key obs from the student env's key state (a --teachers
+                               entry: obs_map: {obs: state})
   --preset=cfg/FILE.yaml       flag defaults from a preset file (the command line still wins)
 
 Everything that can be wrong with the input is checked here, in the main process, before any worker starts.
 """
 
 # sf.setup (this docstring is also `python -m sf_kickstart.train --help`): the flags, their parsing and validation,
-# `build_layout` (the run as validated: schedule, logit splits, routing, teachers read once and pinned) and `prepare`.
-# May import: Sample Factory's cfg code, the ground floor, `kickstart`, `suites`, `teachers`, `sf.storage`, `sf.fixes`.
+# `build_layout` (the run as validated: schedule, action heads and divergence, routing, teachers read once and pinned)
+# and `prepare`.
+# May import: Sample Factory's cfg code, the ground floor, `kickstart`, `suites`, `teachers`, `sf.storage`,
+# `sf.distillation`, `sf.fixes`.
 
 from __future__ import annotations
 
@@ -37,9 +46,10 @@ from sf_kickstart import checkpoints, provenance
 from sf_kickstart.envprobe import make_env_info, probe_env_info, probe_observations
 from sf_kickstart.experiments import checkpoint_paths, read_config, remove_partial_checkpoints
 from sf_kickstart.sf.fixes.learner import FixedLearner
-from sf_kickstart.sf.fixes.lr_schedule import allow_linear_decay, partial_parse_argv
+from sf_kickstart.sf.fixes.lr_schedule import add_lr_schedule_args, check_lr_schedule, partial_parse_argv
 from sf_kickstart.sf.fixes.nonfinite import first_nonfinite
-from sf_kickstart.kickstart.loss import logit_splits
+from sf_kickstart.kickstart.loss import CROSS_ENTROPY, KICKSTART_LOSSES, check_loss_fits, check_value_coeff
+from sf_kickstart.sf.distillation import action_heads, num_action_parameters
 from sf_kickstart.sf.storage import KickstartLayout
 from sf_kickstart.paths import CFG_DIR
 from sf_kickstart.errors import ExperimentError, UserError, prefixed
@@ -55,10 +65,13 @@ from sf_kickstart.teachers import (
     TeacherFiles,
     TeacherRouting,
     TeacherSpec,
-    check_spaces,
+    check_action_space,
     read_teacher,
+    student_env_info,
+    teacher_keys,
     teacher_specs_from_cfg,
 )
+from sf_kickstart.teachers.inputs import add_args as add_obs_key_args
 
 class EvalFlagError(UserError):
     pass
@@ -89,6 +102,33 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_loss_args(g) -> None:
+    """What the kickstart loss is made of: with or without the RL policy loss, the policy divergence per action head,
+    value distillation."""
+    g.add_argument(
+        "--kickstart_distill_only",
+        default=False,
+        type=str2bool,
+        help="drop the RL policy loss and learn the policy only from the teacher (pure policy distillation)",
+    )
+    g.add_argument(
+        "--kickstart_loss",
+        default=CROSS_ENTROPY,
+        choices=KICKSTART_LOSSES,
+        help="the divergence of the student's policy from the teacher's, per action head, summed over heads: "
+        "cross_entropy H(π_T, π_S) (the paper's; closed form for Gaussian heads), reverse_kl KL(π_S ‖ π_T), "
+        "mse_mean (μ_S − μ_T)² on the means of continuous heads (categorical heads keep cross_entropy; a space "
+        "without a Box head is refused)",
+    )
+    g.add_argument(
+        "--kickstart_value_coeff",
+        default=0.0,
+        type=float,
+        help="value distillation: adds coeff·λ·(V_S − V_T)² (the teacher's value on the same step, in the student's "
+        "critic units), averaged over valid steps, to the value loss; 0 = off",
+    )
+
+
 def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("kickstart")
     g.add_argument("--teacher", default=None, type=str, help="SF experiment dir of a frozen teacher (all tasks)")
@@ -108,12 +148,7 @@ def add_kickstart_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--kickstart_decay", default=0.5, type=float, help="exponential: factor per decay_frames")
     g.add_argument("--kickstart_decay_frames", default=1e6, type=float, help="exponential: frames per decay step")
     g.add_argument("--kickstart_floor", default=0.0, type=float, help="exponential: λ never goes below this")
-    g.add_argument(
-        "--kickstart_distill_only",
-        default=False,
-        type=str2bool,
-        help="drop the RL policy loss and learn the policy only from the teacher (pure policy distillation)",
-    )
+    add_loss_args(g)
     g.add_argument(
         "--kickstart_debug_dump",
         default=0,
@@ -216,13 +251,14 @@ def parse_args(
     help_only = wants_help(argv) and argv_value(argv, "env") is None  # SF's --env is required: no env flags then
     partial_argv = partial_parse_argv(argv + ["--env=?"] if help_only else argv)
     parser, partial_cfg = parse_sf_args(partial_argv, evaluation=evaluation)
-    allow_linear_decay(parser)
+    add_lr_schedule_args(parser)
     suite = None if help_only else prepare_env(partial_cfg.env)  # SuiteError for unknown suites/tasks or simulators
     if suite is not None:
         suite.add_args(parser)
         suite.override_defaults(partial_cfg.env, parser)
     add_kickstart_args(parser)
     add_eval_args(parser)
+    add_obs_key_args(parser)  # --student_obs_keys, --teacher_obs_map (teachers.inputs)
     if extra_args is not None:
         extra_args(parser)
 
@@ -237,6 +273,7 @@ def parse_args(
         print_help(parser, prog, doc, env_known=suite is not None)
 
     cfg = parse_full_cfg(parser, argv)
+    check_lr_schedule(cfg)
     return cfg, suite
 
 
@@ -307,25 +344,30 @@ def read_teachers(cfg, specs: List[TeacherSpec], env_info) -> List[TeacherFiles]
     for spec in specs:
         files = read_teacher(spec)
         info = teacher_env_info(cfg, files)
-        check_spaces(spec.name, info.obs_space, info.action_space, env_info.obs_space, env_info.action_space)
+        # the keys it reads, each present in the student env with its shape (through its obs map): pinned
+        spec.obs_keys = teacher_keys(spec.name, info.obs_space, files.cfg, spec.obs_map, env_info.obs_space, cfg.env)
+        check_action_space(spec.name, info.action_space, env_info.action_space)
         spec.checkpoint, spec.sha256 = files.checkpoint_path, files.sha256
         teachers.append(files)
     return teachers
 
 
 def check_teacher_finite(teacher: FrozenTeacher, obs: Dict[str, torch.Tensor]) -> None:
-    """TeacherError when the teacher's logits on `obs` (raw observations sampled from the student's env, zero
-    recurrent state) are not all finite, naming the first non-finite parameter or buffer (e.g. a normaliser's
-    running variance) if there is one. A NaN teacher would otherwise make the kickstart loss, then the student's
-    weights and checkpoints, NaN from the first batch."""
+    """TeacherError when the teacher's logits (and, with value distillation, its value estimates) on `obs` (raw
+    observations sampled from the student's env, zero recurrent state) are not all finite, naming the first
+    non-finite parameter or buffer (e.g. a normaliser's running variance) if there is one. A NaN teacher would
+    otherwise make the kickstart loss, then the student's weights and checkpoints, NaN from the first batch."""
     n = len(next(iter(obs.values())))
     logits, _ = teacher.forward(obs, torch.zeros(n, teacher.rnn_size))
+    if teacher.values:  # the last column: the critic's raw output, then as a return estimate
+        logits = torch.cat([logits, teacher.values_in_return_units(logits[:, -1])[:, None]], dim=1)
     if torch.isfinite(logits).all():
         return
     bad = first_nonfinite(dict([*teacher.model.named_parameters(), *teacher.model.named_buffers()]))
     cause = f"its first non-finite parameter tensor is {bad!r}" if bad else "all its parameters are finite"
+    what = "logits or value estimates" if teacher.values else "logits"
     raise TeacherError(
-        f"Teacher {teacher.spec.name!r} ({teacher.checkpoint_path}) gives non-finite logits on {n} observations "
+        f"Teacher {teacher.spec.name!r} ({teacher.checkpoint_path}) gives non-finite {what} on {n} observations "
         f"sampled from the student's env; {cause}"
     )
 
@@ -346,9 +388,11 @@ def score_targets(cfg, suite: Suite, specs, task_names) -> Dict:
 
 def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     """Validate schedule and teachers against the student's env; None when there is no teacher. What was validated
-    (the schedule, the logit splits, the routing, the pinned teachers) is the layout, used as it is downstream.
+    (the schedule, the action heads and divergence, the routing, the pinned teachers) is the layout, used as it is
+    downstream.
     `env_info` may be an EnvInfo or a callable producing it (called only when there is a teacher)."""
     schedule = KickstartSchedule.from_cfg(cfg)  # ScheduleError for impossible values, teacher or not
+    check_value_coeff(cfg.kickstart_value_coeff)
     task_names = suite.task_names(cfg.env)
     specs = teacher_specs_from_cfg(cfg, task_names)
     if cfg.kickstart_distill_only and not specs:
@@ -361,11 +405,13 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     if callable(env_info):
         env_info = env_info()
     env_info = env_info if env_info is not None else make_env_info(cfg)
-    splits = logit_splits(env_info.action_space)  # UnsupportedActionSpace for continuous control
+    heads = action_heads(env_info.action_space)  # UnsupportedActionSpace for e.g. MultiBinary
+    check_loss_fits(cfg.kickstart_loss, heads, env_info.action_space)  # e.g. mse_mean without a Box head
+    values = cfg.kickstart_value_coeff > 0
     teachers = read_teachers(cfg, specs, env_info)
     routing = TeacherRouting.of(specs, task_names)
     # every model built from what was read; the fast execution paths are built where the teachers run
-    bank = TeacherBank(teachers, routing, env_info.obs_space, env_info.action_space, "cpu", fast=False)
+    bank = TeacherBank(teachers, routing, env_info.obs_space, env_info.action_space, "cpu", fast=False, values=values)
     probe = probe_observations(cfg)
     for spec, teacher in zip(specs, bank.teachers):
         check_teacher_finite(teacher, probe)
@@ -376,12 +422,14 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     return KickstartLayout(
         student_rnn=get_rnn_size(cfg),
         teacher_rnn=bank.rnn_size,
-        num_logits=sum(splits),
+        num_logits=num_action_parameters(env_info.action_space),  # SF's action_logits width
         specs=specs,
         routing=routing,
         schedule=schedule,
         **score_targets(cfg, suite, specs, task_names),
-        splits=splits,
+        heads=heads,
+        loss=cfg.kickstart_loss,
+        value_coeff=float(cfg.kickstart_value_coeff),
     )
 
 
@@ -404,5 +452,7 @@ def prepare(argv: Optional[List[str]] = None):
 
     layout = build_layout(cfg, suite, env_info)  # schedule and teacher paths are checked before any env is made
     provenance.record_teachers(cfg, layout.specs if layout is not None else [], recorded)  # a changed teacher: error
-    env_info()  # an env that cannot be created in a fresh process is an error here, not a hang later
+    # an env that cannot be created in a fresh process is an error here, not a hang later; so is a
+    # --student_obs_keys naming a key the env has not (ObsKeysError)
+    student_env_info(cfg, env_info())
     return cfg, layout, suite

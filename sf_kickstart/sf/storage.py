@@ -1,13 +1,16 @@
 """What kickstarting adds to Sample Factory's storage: the teacher outputs in the buffers, the teacher state in
 `rnn_states`, and `KickstartLayout`, the one description of both that the set-up validates and every worker reads.
 
-Two per-step keys are added to every trajectory buffer, policy-output slot and training batch (SF's `TensorDict`
-copies only keys present on both sides, so each needs all three): `teacher_logits` [num_logits] and `teacher_idx`
-(index of the teacher that produced them, -1 for a task without a teacher). The teachers' recurrent state rides in
-the *tail* of SF's own `rnn_states` slot (width = student rnn size + max teacher rnn size). SF's samplers already
-carry `rnn_states` from step to step and across trajectory boundaries and zero it at episode ends, in batched and
-non-batched sampling and with any number of inference workers, so each env's teacher state is kept and reset exactly
-like the student's, without touching SF's rollout code. The learner slices the tail off before the student sees it.
+Per-step keys are added to every trajectory buffer, policy-output slot and training batch (SF's `TensorDict`
+copies only keys present on both sides, so each needs all three; `KickstartLayout.teacher_outputs`): `teacher_logits`
+[num_logits: SF's number of action parameters of the space, its `action_logits` width], `teacher_idx` (index of the
+teacher that produced them, -1 for a task without a teacher) and, with value distillation only
+(`--kickstart_value_coeff` > 0), `teacher_values` (that teacher's value estimate of the step, in return units).
+The teachers' recurrent state rides in the *tail* of SF's own `rnn_states` slot (width = student rnn size + max
+teacher rnn size). SF's samplers already carry `rnn_states` from step to step and across trajectory boundaries and
+zero it at episode ends, in batched and non-batched sampling and with any number of inference workers, so each env's
+teacher state is kept and reset exactly like the student's, without touching SF's rollout code. The learner slices
+the tail off before the student sees it.
 
 May import: Sample Factory's buffer code, `kickstart` and `teachers` (for the layout's types).
 """
@@ -29,10 +32,9 @@ from sample_factory.algo.utils.shared_buffers import (
     policy_device,
 )
 
+from sf_kickstart.kickstart.loss import CROSS_ENTROPY, Head
 from sf_kickstart.kickstart.schedules import KickstartSchedule
 from sf_kickstart.teachers import TeacherRouting, TeacherSpec
-
-TEACHER_KEYS = ("teacher_logits", "teacher_idx")
 
 
 @dataclass
@@ -48,7 +50,9 @@ class KickstartLayout:
     teacher_scores: Optional[List[float]] = None  # G_T,i per teacher (adaptive λ only)
     task_teacher_scores: Optional[List[Optional[float]]] = None  # G_T,k per task of `routing` (re-engaging λ only)
     schedule: Optional[KickstartSchedule] = None  # α over env frames (the run's flags)
-    splits: Optional[List[int]] = None  # sizes of the categorical heads in `action_logits` (`kickstart.loss`)
+    heads: Optional[List[Head]] = None  # the action heads of `action_logits`, in order (`sf.distillation`)
+    loss: str = CROSS_ENTROPY  # --kickstart_loss, checked against the heads
+    value_coeff: float = 0.0  # --kickstart_value_coeff (> 0: the teachers' values travel in the buffers)
 
     @property
     def task_names(self) -> List[str]:
@@ -63,14 +67,26 @@ class KickstartLayout:
     def total_rnn(self) -> int:
         return self.student_rnn + self.teacher_rnn
 
+    @property
+    def teacher_values(self) -> bool:
+        return self.value_coeff > 0
+
+    @property
+    def teacher_outputs(self) -> Dict[str, List[int]]:
+        """The per-step keys of the buffers and their per-step shapes, in the order the flat outputs lay them out."""
+        out = dict(teacher_logits=[self.num_logits], teacher_idx=[])
+        if self.teacher_values:
+            out["teacher_values"] = []
+        return out
+
 
 def teacher_tensors(lead, layout: KickstartLayout, device, share) -> Dict[str, Tensor]:
     """The teacher outputs for tensors of leading shape `lead` (a trajectory's [num_traj, rollout], a policy-output
     slot's [workers, splits, envs, agents])."""
-    return dict(
-        teacher_logits=init_tensor(list(lead), torch.float32, [layout.num_logits], device, share),
-        teacher_idx=init_tensor(list(lead), torch.float32, [], device, share),
-    )
+    return {
+        name: init_tensor(list(lead), torch.float32, shape, device, share)
+        for name, shape in layout.teacher_outputs.items()
+    }
 
 
 def alloc_kickstart_trajectory_tensors(env_info, num_traj, rollout, layout: KickstartLayout, device, share):
@@ -84,6 +100,7 @@ def extend_buffers(buffer_mgr, cfg, env_info, layout: KickstartLayout) -> None:
     """Re-allocate SF's BufferMgr tensors with the kickstart keys (done once, in the main process, before any worker
     process is started; queues of free buffer indices are unchanged)."""
     share = not cfg.serial_mode
+    extra_sizes = [shape[0] if shape else 1 for shape in layout.teacher_outputs.values()]  # SF's output_sizes rule
     for device, traj in list(buffer_mgr.traj_tensors_torch.items()):
         num_traj = traj["rewards"].shape[0]
         buffer_mgr.traj_tensors_torch[device] = alloc_kickstart_trajectory_tensors(
@@ -93,11 +110,11 @@ def extend_buffers(buffer_mgr, cfg, env_info, layout: KickstartLayout) -> None:
         if cfg.batched_sampling:  # a TensorDict: one tensor per output
             outputs.update(teacher_tensors(outputs["values"].shape, layout, device, share))
         else:  # one flat tensor, the outputs side by side (`output_names`, `output_sizes`)
-            width = sum(sizes) + layout.num_logits + 1
+            width = sum(sizes) + sum(extra_sizes)
             outputs = init_tensor(list(outputs.shape[:-1]), torch.float32, [width], device, share)
         buffer_mgr.policy_output_tensors_torch[device] = outputs
-        buffer_mgr.output_names = tuple(names) + TEACHER_KEYS
-        buffer_mgr.output_sizes = tuple(sizes) + (layout.num_logits, 1)
+        buffer_mgr.output_names = tuple(names) + tuple(layout.teacher_outputs)
+        buffer_mgr.output_sizes = tuple(sizes) + tuple(extra_sizes)
 
 
 class KickstartBuffers(AlgoObserver):

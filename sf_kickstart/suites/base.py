@@ -4,6 +4,10 @@ A family of envs named `<prefix><task>` (MiniGrid's `minigrid_DoorKey-5x5`, Atar
 report a finished episode's raw return as `info["episode_extra_stats"]["<prefix><task>_<stat>"]`, and whose
 observations carry a one-hot task id over the suite's task list (`registry.TASK_ID_KEY`). `TaskFamily` gives the
 module functions `task_envs` and `stat_key` and the stat map that `scoring.install_suite_score` reads.
+
+`PrivilegedObservation` turns a flat Box-observation env into a privileged-teacher task: a Dict whose `"obs"`
+(PARTIAL_KEY) is the observation with some indices hidden (the student's) and whose `"state"` (STATE_KEY) is the
+full observation, unchanged (the privileged teacher's).
 """
 
 from __future__ import annotations
@@ -68,3 +72,24 @@ class TaskFamily:
     def stat_keys(self, tasks: Sequence[str]) -> Dict[str, str]:
         """episode_extra_stats key -> task, for `scoring.install_suite_score`."""
         return {self.stat_key(t): t for t in tasks}
+
+
+PARTIAL_KEY = "obs"  # a privileged task's partial observation: the student's key
+STATE_KEY = "state"  # a privileged task's full observation: the privileged teacher's key
+
+
+class PrivilegedObservation(gym.ObservationWrapper):
+    """A flat Box-observation env as Dict(obs=the observation without the `hidden` indices, state=the full
+    observation, the env's own space and values unchanged)."""
+
+    def __init__(self, env: gym.Env, hidden: Sequence[int]):
+        super().__init__(env)
+        box = env.observation_space
+        if not isinstance(box, gym.spaces.Box) or len(box.shape) != 1:
+            raise ValueError(f"PrivilegedObservation needs a flat Box observation, got {box}")
+        self.keep = np.setdiff1d(np.arange(box.shape[0]), np.asarray(hidden, dtype=np.intp))
+        partial = gym.spaces.Box(box.low[self.keep], box.high[self.keep], dtype=box.dtype)
+        self.observation_space = gym.spaces.Dict({PARTIAL_KEY: partial, STATE_KEY: box})
+
+    def observation(self, observation):
+        return {PARTIAL_KEY: observation[self.keep], STATE_KEY: observation}

@@ -95,6 +95,7 @@ SUITES: List[Suite] = [
     Suite("atari", "sf_kickstart.suites.atari", prefixes=["atari_"], has_suite_score=True),
     Suite("dmlab", "sf_kickstart.suites.dmlab30", prefixes=["dmlab_"], has_suite_score=True),
     Suite("vizdoom", "sf_kickstart.suites.vizdoom", prefixes=["doom_"]),
+    Suite("mujoco", "sf_kickstart.suites.mujoco", prefixes=["mujoco_"]),  # SF's names, and their _pomdp variants
     Suite("gym", "sf_kickstart.suites.gym", prefixes=[]),  # any registered gymnasium id, matched below
 ]
 

@@ -7,10 +7,18 @@ with `forward(obs, rnn_states, member) -> (logits, new rnn states)`, member[i] b
   * `KernelExecutor` (teachers.kernel): the same group as one compiled CPU call — the optional fast path, on CPU when
     numba is available (`cpu_kernel=True`); it can also route rows by task id itself (`routed`).
 A stacked executor is used only when it reproduces each member's own forward (the kernel first, then torch); a group
-whose check fails runs its teachers one by one.
+whose check fails runs its teachers one by one, and so does a teacher whose obs keys are mapped onto student env keys
+of other names (`teachers.inputs`: stacks read the env's keys by name).
 
 Teacher recurrent states share one block of width max(rnn sizes): an env is on one task (hence one teacher) for a
 whole episode, and the block is zeroed at episode ends.
+
+Outputs. An executor's logits are SF's `action_logits` of the teacher for any action space (categorical logits,
+a Gaussian's means and log-stds, a Tuple's parts concatenated). With `values=True` (value distillation) every
+executor also gives the critic's raw output as one more, last, column (`FrozenTeacher(values=True)`; the stacked
+executors as one more column of their head, so they are checked against it at load like the logits), and the bank
+turns it into a return estimate with each row's own teacher's returns normaliser
+(`FrozenTeacher.values_in_return_units`).
 """
 
 from __future__ import annotations
@@ -72,13 +80,15 @@ def reproduces_members(executor, teachers: Sequence[FrozenTeacher], obs_space, d
 class TeacherBank:
     def __init__(
         self, teachers: Sequence[Union[TeacherSpec, TeacherFiles]], routing: Union[TeacherRouting, Sequence[str]],
-        obs_space, action_space, device="cpu", fast: bool = True, cpu_kernel: bool = True,
+        obs_space, action_space, device="cpu", fast: bool = True, cpu_kernel: bool = True, values: bool = False,
     ):
         """teachers: what `frozen.read_teacher` read, or specs to read now. routing: the run's task -> teacher routing
         (or the suite's task names to build it from). fast=False (validation in the main process): load and check
-        every teacher, one executor each, untraced. cpu_kernel=False: no compiled kernel executor (torch only)."""
+        every teacher, one executor each, untraced. cpu_kernel=False: no compiled kernel executor (torch only).
+        values: `forward` also gives each row's teacher value estimate (value distillation)."""
         self.device = torch.device(device)
-        self.teachers = [FrozenTeacher(t, obs_space, action_space, device, fast=fast) for t in teachers]
+        self.values = values
+        self.teachers = [FrozenTeacher(t, obs_space, action_space, device, fast=fast, values=values) for t in teachers]
         self.specs = [t.spec for t in self.teachers]
         self.routing = routing if isinstance(routing, TeacherRouting) else TeacherRouting.of(self.specs, routing)
         self.rnn_size = max((t.rnn_size for t in self.teachers), default=0)
@@ -103,7 +113,7 @@ class TeacherBank:
         groups: List = []
         by_sig: Dict = {}
         for i, t in enumerate(self.teachers):
-            sig = stack_signature(t) if fast else None
+            sig = stack_signature(t) if fast and not t.mapped else None  # stacks read the env's keys by name
             if sig is None:
                 groups.append(SingleTeacher(t, i))
             else:
@@ -134,7 +144,24 @@ class TeacherBank:
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor, num_logits: int):
         """obs: raw (unnormalised) observations; rnn_states: [N, self.rnn_size].
-        Returns teacher logits [N, num_logits] (0 where no teacher), teacher index [N] (-1 = none), new states."""
+        Returns teacher outputs [N, num_logits (+ 1 with `values`: the teacher's value estimate in return units, the
+        last column)] (0 where no teacher), teacher index [N] (-1 = none), new states."""
+        outputs, tidx, new_rnn = self.executor_outputs(obs, rnn_states, num_logits + int(self.values))
+        if self.values:
+            outputs[:, -1] = self.values_in_return_units(outputs[:, -1], tidx)
+        return outputs, tidx, new_rnn
+
+    def values_in_return_units(self, raw: Tensor, tidx: Tensor) -> Tensor:
+        """Each row's critic output through its own teacher's return denormalisation (`FrozenTeacher`)."""
+        values = raw.clone()
+        for i, teacher in enumerate(self.teachers):
+            if teacher.model.returns_normalizer is not None:
+                rows = tidx == i
+                values[rows] = teacher.values_in_return_units(raw[rows]).to(values.device)
+        return values
+
+    def executor_outputs(self, obs: Dict[str, Tensor], rnn_states: Tensor, width: int):
+        """The executors' outputs [N, width] (the critic's raw output last with `values`), teacher index, states."""
         if self.routing_kernel is not None and rnn_states.device.type == "cpu":
             return self.routing_kernel.routed(obs, rnn_states)
         n = rnn_states.shape[0]
@@ -145,7 +172,7 @@ class TeacherBank:
         if self.whole is not None:
             logits, new_h = self.whole.forward(obs, rnn_states, self.member_of[tidx])
             return logits.float(), tidx_out, new_h
-        logits = torch.zeros(n, num_logits, device=self.device)
+        logits = torch.zeros(n, width, device=self.device)
         new_rnn = torch.zeros_like(rnn_states)
         for ex in self.groups:
             rows_np = np.flatnonzero(np.isin(tidx, ex.members))

@@ -11,7 +11,16 @@ spaces of the env it was trained on) before any model is built, and never reads 
 model is raised through the caller's `fail` (`errors.Fail`, default: a TeacherError naming the teacher), so every
 caller gets its own error class and wording first hand.
 
-May import: Sample Factory's model code, the ground floor, `teachers.spec`.
+Inputs (`teachers.inputs`): a teacher reads, by key name, the keys it was trained on (`obs_keys`, its own names,
+pinned by the set-up) from the student env's observation, each from the key its obs map names (`input_keys`), and
+its model, normaliser included, is built on those keys with the student env's spaces (`obs_space`).
+
+Outputs: `forward` gives the teacher's SF `action_logits` for any action space SF has (categorical logits; a Box's
+means, tanh-scaled where its config says so, and log-stds, state-dependent or its learned parameter; a Tuple's parts)
+and, with `values=True`, the critic's raw output as a last column; `values_in_return_units` undoes the teacher's own
+return normalisation (`--normalize_returns`), so a value estimate means the same whatever the teacher trained with.
+
+May import: Sample Factory's model code, the ground floor, `teachers.spec`, `teachers.inputs`.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from sample_factory.utils.attr_dict import AttrDict
 from sf_kickstart.checkpoints import load_verified
 from sf_kickstart.errors import Fail, prefixed
 from sf_kickstart.experiments import latest_checkpoint, read_config
+from sf_kickstart.teachers.inputs import model_keys, same_box, teacher_view
 from sf_kickstart.teachers.spec import TeacherError, TeacherSpec
 
 
@@ -81,28 +91,14 @@ def build_model(files: TeacherFiles, obs_space, action_space, fail: Fail):
     return model
 
 
-def _describe_space(space) -> str:
-    if isinstance(space, spaces.Dict):
-        return "{" + ", ".join(f"{k}: {_describe_space(v)}" for k, v in space.spaces.items()) + "}"
-    if isinstance(space, spaces.Box):
-        return f"Box{tuple(space.shape)}/{space.dtype}"
-    return str(space)
-
-
 def spaces_match(a, b) -> bool:
     if isinstance(a, spaces.Dict) and isinstance(b, spaces.Dict):
         return set(a.spaces) == set(b.spaces) and all(spaces_match(a[k], b[k]) for k in a.spaces)
-    if isinstance(a, spaces.Box) and isinstance(b, spaces.Box):
-        return a.shape == b.shape and a.dtype == b.dtype
-    return a == b
+    return same_box(a, b)
 
 
-def check_spaces(name: str, teacher_obs, teacher_act, student_obs, student_act) -> None:
-    if not spaces_match(teacher_obs, student_obs):
-        raise TeacherError(
-            f"Teacher {name!r} observation space does not match the student's:\n"
-            f"  teacher: {_describe_space(teacher_obs)}\n  student: {_describe_space(student_obs)}"
-        )
+def check_action_space(name: str, teacher_act, student_act) -> None:
+    """The teacher's action space is the student's (observations: `inputs.teacher_keys`, key by key)."""
     if not spaces_match(teacher_act, student_act):
         raise TeacherError(
             f"Teacher {name!r} action space does not match the student's: teacher {teacher_act}, student {student_act}"
@@ -110,14 +106,16 @@ def check_spaces(name: str, teacher_obs, teacher_act, student_obs, student_act) 
 
 
 class _LogitsAndState(torch.nn.Module):
-    """A teacher's forward reduced to what kickstarting needs: raw obs -> (logits, new rnn state). SF's full forward
-    also samples actions, computes log-probs and values, which at rollout batch sizes costs more than the layers."""
+    """A teacher's forward reduced to what kickstarting needs: raw obs -> (logits, new rnn state), with `values` the
+    critic's raw output appended as the last column of the logits. SF's full forward also samples actions and
+    computes log-probs, which at rollout batch sizes costs more than the layers."""
 
-    def __init__(self, model, keys: List[str], lean_tail: bool):
+    def __init__(self, model, keys: List[str], lean_tail: bool, values: bool = False):
         super().__init__()
         self.model = model
         self.keys = list(keys)
         self.lean_tail = lean_tail
+        self.values = values
 
     def forward(self, *inputs):
         m = self.model
@@ -127,9 +125,15 @@ class _LogitsAndState(torch.nn.Module):
         x = m.forward_head(normalized)
         x, new_rnn_states = m.forward_core(x, inputs[-1])
         if self.lean_tail:
-            logits = m.action_parameterization.distribution_linear(m.decoder(x))
+            decoded = m.decoder(x)
+            logits = m.action_parameterization.distribution_linear(decoded)
+            if self.values:
+                logits = torch.cat([logits, m.critic_linear(decoded)], dim=1)
         else:
-            logits = m.forward_tail(x, values_only=False, sample_actions=False)["action_logits"]
+            result = m.forward_tail(x, values_only=False, sample_actions=False)
+            logits = result["action_logits"]
+            if self.values:
+                logits = torch.cat([logits, result["values"].reshape(-1, 1)], dim=1)
         return logits, new_rnn_states
 
 
@@ -141,7 +145,7 @@ def example_inputs(obs_space, keys, rnn_size, n, device, generator):
             hi = int(min(np.max(sp.high), 255)) if np.all(np.isfinite(sp.high)) else 255
             x = torch.randint(0, hi + 1, (n, *sp.shape), generator=generator).to(_torch_dtype(sp.dtype))
         else:
-            x = torch.rand((n, *sp.shape), generator=generator)
+            x = torch.rand((n, *sp.shape), generator=generator).to(_torch_dtype(sp.dtype))  # float64: MuJoCo
         inputs.append(x.to(device))
     inputs.append((torch.rand((n, rnn_size), generator=generator) - 0.5).to(device))
     return inputs
@@ -179,15 +183,22 @@ class FrozenTeacher:
 
     def __init__(
         self, teacher: Union[TeacherSpec, TeacherFiles], obs_space, action_space, device="cpu", fast: bool = True,
-        fail: Optional[Fail] = None,
+        fail: Optional[Fail] = None, values: bool = False,
     ):
         """`teacher`: what `read_teacher` read, or a spec to read now. `fail`: how a model that cannot be built from
-        it is raised (default: a TeacherError naming the teacher)."""
+        it is raised (default: a TeacherError naming the teacher). `values`: `forward`'s logits get the critic's raw
+        output as one more, last, column (`values_in_return_units` undoes its return normalisation)."""
         files = teacher if isinstance(teacher, TeacherFiles) else read_teacher(teacher)
         self.spec, self.cfg = files.spec, files.cfg
         self.checkpoint_path, self.sha256 = files.checkpoint_path, files.sha256
         fail = fail or prefixed(f"Teacher {self.spec.name!r}", TeacherError)
-        model = build_model(files, obs_space, action_space, fail)
+        # the keys it reads (its own names; pinned by the set-up), each from the student env's key its obs map names
+        self.obs_keys = list(self.spec.obs_keys if self.spec.obs_keys is not None else model_keys(self.cfg, obs_space))
+        try:
+            self.input_keys, self.obs_space = teacher_view(self.obs_keys, self.spec.obs_map, obs_space)
+        except TeacherError as exc:
+            raise fail(str(exc)) from None
+        model = build_model(files, self.obs_space, action_space, fail)
         model.model_to_device(torch.device(device))
         self.device = torch.device(device)
         model.eval()
@@ -195,30 +206,44 @@ class FrozenTeacher:
             p.requires_grad_(False)
         self.model = model
         self.rnn_size = get_rnn_size(self.cfg)
-        # public: SF's default shared-weights actor-critic with the default (categorical) head (value head skipped)
+        # public: SF's default shared-weights actor-critic with the default head: one linear layer giving the
+        # categorical logits or a Gaussian's state-dependent means and log-stds (value head skipped unless `values`)
         self.lean_tail = isinstance(model, ActorCriticSharedWeights) and isinstance(
             getattr(model, "action_parameterization", None), ActionParameterizationDefault
         )
         self.env_steps = int(files.checkpoint.get("env_steps", 0))
 
-        self.obs_keys = sorted(obs_space.spaces.keys()) if isinstance(obs_space, spaces.Dict) else ["obs"]
-        self.eager = _LogitsAndState(model, self.obs_keys, self.lean_tail).eval()
-        self.traced = self._try_trace(obs_space, torch.device(device)) if fast else None
+        self.values = values
+        self.eager = _LogitsAndState(model, self.obs_keys, self.lean_tail, values).eval()
+        self.traced = self._try_trace(self.obs_space, torch.device(device)) if fast else None
+
+    @property
+    def mapped(self) -> bool:
+        """It reads some key from a student env key of another name (`--teacher_obs_map`)."""
+        return self.input_keys != self.obs_keys
 
     def _try_trace(self, obs_space, device):
-        if not isinstance(obs_space, spaces.Dict):
-            return None
         gen = torch.Generator().manual_seed(0)
         example, *checks = [example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen) for n in (3, 1, 7)]
         return trace_if_exact(self.eager, example, checks, rtol=1e-5)
 
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
-        """Logits and new recurrent state from raw (unnormalised) observations."""
+        """Logits and new recurrent state from the student env's raw (unnormalised) observations: each key it reads
+        from `input_keys`, normalised by its own normaliser."""
         device = self.device
-        inputs = [torch.as_tensor(obs[k]).to(device) for k in self.obs_keys]
+        inputs = [torch.as_tensor(obs[k]).to(device) for k in self.input_keys]
         inputs.append(rnn_states.to(device).float())
         fn = self.traced if self.traced is not None else self.eager
         return fn(*inputs)
+
+    @torch.no_grad()
+    def values_in_return_units(self, raw: Tensor) -> Tensor:
+        """The critic's raw output [N] as a return estimate: a teacher trained with `--normalize_returns` predicts
+        normalised returns, which its own returns normaliser (SF's code, as SF's learner does) denormalises."""
+        values = raw.reshape(-1, 1).float().clone()
+        if self.model.returns_normalizer is not None:
+            self.model.returns_normalizer(values, denormalize=True)  # in place
+        return values.reshape(-1)
 
 

@@ -9,7 +9,8 @@ teacher) and, for binary observation keys, reads only the table rows of the acti
 `python -m benchmarks.teacher_cost` measures it against the torch implementation next to the student's forward.
 
 The network family is StackedTeachers' (SF's shared-weights actor-critic: per-key MLP encoders, optional 1-layer GRU,
-MLP decoder, linear categorical head). `KernelExecutor` is the kernel as one executor of the teacher bank; the bank
+MLP decoder, one linear head: categorical, or a Gaussian's state-dependent means and log-stds, plus the critic's column
+with teacher values). `KernelExecutor` is the kernel as one executor of the teacher bank; the bank
 uses it only after checking that it reproduces every member teacher's own forward (else the torch executor runs, as
 it does without numba or off the CPU).
 

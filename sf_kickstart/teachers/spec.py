@@ -1,5 +1,9 @@
 """Which teacher supervises which task: `--teacher` / `--teachers` map parsing into `TeacherSpec`s, and the one
-task → teacher routing (`TeacherRouting`) the bank, the CPU kernel and the learner's summaries all use."""
+task → teacher routing (`TeacherRouting`) the bank, the CPU kernel and the learner's summaries all use.
+
+A teacher's observation-key map (`TeacherSpec.obs_map`, teacher key -> student env key) is parsed here too: from
+`--teacher_obs_map=obs:state` for the single --teacher, from a map entry's `obs_map: {obs: state}` (or
+`obs_map: obs:state`) for --teachers. What the keys mean and how they are checked: `teachers.inputs`."""
 
 from __future__ import annotations
 
@@ -29,6 +33,11 @@ class TeacherSpec:
     source: Optional[str] = None  # the teacher as the user named it (a dir, zoo:NAME, hf://user/repo[@revision])
     trust: Optional[str] = None  # the run's --trust_checkpoint (checkpoints.TrustPolicy)
     sha256: Optional[str] = None  # pinned once verified: a checkpoint with other bytes is refused
+    #: teacher obs key -> the student env's key it reads it from (keys not in it: the same name); `teachers.inputs`
+    obs_map: Dict[str, str] = field(default_factory=dict)
+    #: the obs keys the teacher reads (its own names), pinned by the set-up from the env it was trained on;
+    #: None: its config's --student_obs_keys, else every key of the env it runs on (`inputs.model_keys`)
+    obs_keys: Optional[List[str]] = None
 
     @property
     def name(self) -> str:
@@ -102,6 +111,37 @@ def _score(value, task: str) -> float:
     return score
 
 
+OBS_MAP_FLAG = "--teacher_obs_map"
+
+
+def split_names(value, where: str) -> List[str]:
+    """Names from a comma-separated string or a list of such strings (flags, presets, config.json); [] for None."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise TeacherError(f"{where} must be a comma-separated list of names, got {value!r}")
+    return [name.strip() for item in items for name in item.split(",") if name.strip()]
+
+
+def parse_obs_map(value, where: str = OBS_MAP_FLAG) -> Dict[str, str]:
+    """A teacher's observation-key map, teacher key -> student env key, from `TEACHER_KEY:ENV_KEY[,...]` (a flag or a
+    map entry's string, or a list of them) or a YAML mapping; {} for None. TeacherError naming `where` otherwise."""
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v) if isinstance(v, str) else None) for k, v in value.items()]
+    else:
+        pairs = [tuple(p.strip() for p in text.split(":")) if text.count(":") == 1 else (text, None)
+                 for text in split_names(value, where)]
+    result: Dict[str, str] = {}
+    for teacher_key, env_key in pairs:
+        if not teacher_key or not env_key:
+            raise TeacherError(f"{where}: {teacher_key!r} is not TEACHER_KEY:ENV_KEY (e.g. obs:state), got {value!r}")
+        if result.get(teacher_key, env_key) != env_key:
+            raise TeacherError(f"{where} maps the teacher's key {teacher_key!r} twice: {value!r}")
+        result[teacher_key] = env_key
+    return result
+
+
 def parse_teacher_map(path: str, train_dir: Optional[str], task_names: Sequence[str]) -> List[TeacherSpec]:
     data = _load_map(path)
     unknown = [t for t in data if t not in task_names]
@@ -115,19 +155,23 @@ def parse_teacher_map(path: str, train_dir: Optional[str], task_names: Sequence[
             entry = dict(path=entry)
         if not isinstance(entry, dict) or "path" not in entry:
             raise TeacherError(
-                f"--teachers map entry for {task!r} must be a path or {{path: ..., rho: ..., score: ...}}"
+                f"--teachers map entry for {task!r} must be a path or {{path: ..., rho: ..., score: ..., obs_map: ...}}"
             )
         rho = float(entry.get("rho", 1.0))
         if not np.isfinite(rho) or rho < 0:
             raise TeacherError(f"--teachers map: rho for {task!r} must be >= 0, got {rho}")
+        obs_map = parse_obs_map(entry.get("obs_map"), f"--teachers map: obs_map for {task!r}")
         key = (resolve_experiment_dir(str(entry["path"]), train_dir), int(entry.get("policy", 0)))
         if key in by_path:
             spec = by_path[key]
             if "rho" in entry and spec.rho != rho:
                 raise TeacherError(f"--teachers map gives teacher {spec.name!r} two different rho values")
+            if "obs_map" in entry and spec.obs_map != obs_map:
+                raise TeacherError(f"--teachers map gives teacher {spec.name!r} two different obs_map values")
             spec.tasks.append(task)
         else:
-            spec = TeacherSpec(path=key[0], rho=rho, policy=key[1], tasks=[task], source=str(entry["path"]))
+            spec = TeacherSpec(path=key[0], rho=rho, policy=key[1], tasks=[task], source=str(entry["path"]),
+                               obs_map=obs_map)
             by_path[key] = spec
         if "score" in entry:
             spec.task_scores[task] = _score(entry["score"], task)
@@ -139,11 +183,14 @@ def teacher_specs_from_cfg(cfg, task_names: Sequence[str]) -> List[TeacherSpec]:
     teachers = getattr(cfg, "teachers", None)
     if teacher and teachers:
         raise TeacherError("Give either --teacher (one teacher for all tasks) or --teachers (a map), not both")
+    obs_map = parse_obs_map(getattr(cfg, "teacher_obs_map", None))
+    if obs_map and not teacher:
+        raise TeacherError(f"{OBS_MAP_FLAG} is the single --teacher's; a --teachers map gives each entry its obs_map")
     if teachers:
         specs = parse_teacher_map(teachers, cfg.train_dir, task_names)
     elif teacher:
         path = resolve_experiment_dir(teacher, cfg.train_dir)
-        specs = [TeacherSpec(path=path, tasks=list(task_names), source=teacher)]
+        specs = [TeacherSpec(path=path, tasks=list(task_names), source=teacher, obs_map=obs_map)]
     else:
         return []
     for spec in specs:

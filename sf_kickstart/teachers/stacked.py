@@ -1,8 +1,14 @@
 """Several teachers of one architecture run as one computation (the fast path of the teacher bank).
 
 `stack_signature(teacher)` says whether a teacher belongs to the family this module runs (SF's shared-weights
-actor-critic: MLP encoders per obs key, GRU(1 layer) or no core, MLP decoder, linear categorical head, SF's
+actor-critic: MLP encoders per obs key, GRU(1 layer) or no core, MLP decoder, one linear action head, SF's
 observation normaliser without per-channel/norm-only variants) and which teachers can be stacked together.
+Action heads: the linear head is SF's `ActionParameterizationDefault`, so the family covers categorical heads and
+Gaussian heads with state-dependent std (`--adaptive_stddev=True`: the head's output is the means and log-stds, the
+logits SF stores), and Tuples of them, exactly; SF's learned-log-std parameterisation (`--adaptive_stddev=False`,
+with `--continuous_tanh_scale`) is not a linear head, so such a teacher is outside the family (`lean_tail` False) and
+runs as a single teacher. Teacher values (`FrozenTeacher.values`): the critic's linear layer reads the same decoder
+output, so it is one more output column of the stacked head (the kernel runs it unchanged).
 `StackedTeachers` holds the member teachers' parameters stacked per layer ([K, ...]) with each teacher's normaliser,
 the binary keys' first layer folded into a lookup table and the one-hot task-id contribution precomputed; its torch
 `forward` (TorchScript-traced when exact) runs rows grouped per teacher. The numba CPU kernel (`teachers.kernel`)
@@ -46,8 +52,9 @@ def _layer_kinds(seq) -> Optional[List[str]]:
 
 def stack_signature(teacher: FrozenTeacher):
     """Hashable description of a teacher's computation if it belongs to the family StackedTeachers runs
-    (SF's shared-weights actor-critic: MLP encoders per obs key, GRU(1 layer) or no core, MLP decoder, linear
-    categorical head, SF's observation normaliser without per-channel/norm-only variants); None otherwise."""
+    (SF's shared-weights actor-critic: MLP encoders per obs key, GRU(1 layer) or no core, MLP decoder, one linear
+    action head, categorical or Gaussian with state-dependent std, SF's observation normaliser without
+    per-channel/norm-only variants); None otherwise."""
     m = teacher.model
     if not teacher.lean_tail:
         return None
@@ -76,7 +83,7 @@ def stack_signature(teacher: FrozenTeacher):
     if dec_kinds is None:
         return None
     shapes = tuple((k, tuple(v.shape)) for k, v in m.state_dict().items() if "obs_normalizer" not in k)
-    return (tuple(enc_kinds), core_kind, tuple(dec_kinds), shapes, teacher.rnn_size, norm)
+    return (tuple(enc_kinds), core_kind, tuple(dec_kinds), shapes, teacher.rnn_size, norm, teacher.values)
 
 
 def _unit_box(obs_space, key: str) -> Optional[spaces.Box]:
@@ -148,10 +155,10 @@ class StackedTeachers:
         self.device = first.device
         sds = [t.model.state_dict() for t in teachers]
 
-        def stacked_linear(prefix):
-            w = torch.stack([sd[f"{prefix}.weight"] for sd in sds]).transpose(1, 2).contiguous()  # [K, in, out]
-            b = torch.stack([sd[f"{prefix}.bias"] for sd in sds]).unsqueeze(1)  # [K, 1, out]
-            return w, b
+        def stacked_linear(*prefixes):  # layers reading one input, their outputs side by side
+            w = torch.cat([torch.stack([sd[f"{p}.weight"] for sd in sds]).transpose(1, 2) for p in prefixes], 2)
+            b = torch.cat([torch.stack([sd[f"{p}.bias"] for sd in sds]).unsqueeze(1) for p in prefixes], 2)
+            return w.contiguous(), b  # [K, in, out], [K, 1, out]
 
         def mlp(seq, prefix):
             layers = []
@@ -174,12 +181,12 @@ class StackedTeachers:
         if type(m.core).__name__ == "ModelCoreRNN":
             w_ih = torch.stack([sd["core.core.weight_ih_l0"] for sd in sds]).transpose(1, 2).contiguous()
             w_hh = torch.stack([sd["core.core.weight_hh_l0"] for sd in sds]).transpose(1, 2).contiguous()
-            b_ih = torch.stack([sd["core.core.bias_ih_l0"] for sd in sds]).unsqueeze(1)
-            b_hh = torch.stack([sd["core.core.bias_hh_l0"] for sd in sds]).unsqueeze(1)
+            b_ih, b_hh = (torch.stack([sd[f"core.core.bias_{g}_l0"] for sd in sds]).unsqueeze(1) for g in ("ih", "hh"))
             self.gru = (w_ih, w_hh, b_ih, b_hh)
         dec = getattr(m.decoder, "mlp", None)
         self.decoder = mlp(dec, "decoder.mlp") if _layer_kinds(dec) else []
-        self.head = stacked_linear("action_parameterization.distribution_linear")
+        critic = ("critic_linear",) if first.values else ()  # reads the same decoder output: the head's last column
+        self.head = stacked_linear("action_parameterization.distribution_linear", *critic)
         # binary observation keys whose encoder starts with a linear layer: that layer with the normaliser folded in
         self.folded: Dict[str, Tuple[Tensor, Tensor]] = {}
         for key in self.keys:

@@ -38,6 +38,17 @@ def _spaces(cfg, env: str):
     return info.obs_space, info.action_space
 
 
+def reads_observations(name: str, cfg, own_space, env_space, env: str) -> bool:
+    """The teacher finds every observation key it reads in `env`'s, by name, with its space (`teachers.inputs`)."""
+    from sf_kickstart.teachers import TeacherError, teacher_keys
+
+    try:
+        teacher_keys(name, own_space, cfg, {}, env_space, env)
+        return True
+    except TeacherError:
+        return False
+
+
 def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dict, train_dir: str) -> dict:
     """One row of the listing: env, architecture, frames, evaluated score, and whether it can teach `env`."""
     from sf_kickstart.agents.agent import AgentError, experiment_cfg
@@ -58,7 +69,7 @@ def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dic
             for e in (env, cfg.env):
                 memo.setdefault(e, _spaces(cfg, e))
             mine, theirs = memo[cfg.env], memo[env]
-            row["teaches"] = spaces_match(mine[0], theirs[0]) and spaces_match(mine[1], theirs[1])
+            row["teaches"] = reads_observations(name, cfg, mine[0], theirs[0], env) and spaces_match(mine[1], theirs[1])
         except Exception as exc:  # noqa: BLE001 - an env this machine cannot create cannot be taught here
             row["teaches"], row["note"] = False, f"{type(exc).__name__}: {exc}"
     return row

@@ -33,7 +33,7 @@ from sample_factory.utils.utils import experiment_dir, log
 from sf_kickstart import tags
 from sf_kickstart.checkpoints import load_checkpoint
 from sf_kickstart.experiments import latest_checkpoint
-from sf_kickstart.sf.fixes.lr_schedule import LINEAR_DECAY, FrameLinearDecay
+from sf_kickstart.sf.fixes.lr_schedule import LINEAR_DECAY, FrameLinearDecay, uses_scheduler
 from sf_kickstart.sf.fixes.nonfinite import NonFiniteError, SkipGuard, first_nonfinite
 
 REFUSE_RANDOM_WEIGHTS = (
@@ -57,8 +57,8 @@ class FixedLearner(Learner):
         """SF's Learner._train steps the optimizer inside its loop; its step is the one place that sees every
         minibatch's gradients after clipping and before the weights change, so the skip decision wraps it."""
         init_model_data = super().init()
-        if self.cfg.lr_schedule == LINEAR_DECAY:  # SF's own scheduler restarts on resume (`fixes.lr_schedule`)
-            self.lr_scheduler = FrameLinearDecay(self)
+        if uses_scheduler(self.cfg):  # SF's linear decay restarts on resume; the KL brake (`fixes.lr_schedule`)
+            self.lr_scheduler = FrameLinearDecay(self, self.cfg.lr_schedule == LINEAR_DECAY, bool(self.cfg.lr_kl_brake))
             self.curr_lr = self.lr_scheduler.current()
             self._apply_lr(self.curr_lr)
         step = self.optimizer.step
