@@ -141,15 +141,12 @@ def ci_text(values) -> str:
     return f"{mean:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]" if ci is not None else f"{mean:.1f} (1 seed)"
 
 
-def collapses(run: dict, marks: np.ndarray, teacher: float, drop: float) -> List[dict]:
-    """Drops of more than `drop` points of the training suite score between two marks, after the run first reached
-    `teacher`; each with the task that fell most and the diagnostics of the window before it against the run's median."""
+def collapses(run: dict, marks: np.ndarray, drop: float) -> List[dict]:
+    """Drops of more than `drop` points of the training suite score between two marks (from the second mark on);
+    each with the task that fell most and the diagnostics of the window before it against the run's median."""
     train = run["train"]
-    reached = np.flatnonzero(np.nan_to_num(train, nan=-1e9) >= teacher)
     events = []
-    if not len(reached):
-        return events
-    for i in range(int(reached[0]) + 1, len(marks)):
+    for i in range(2, len(marks)):
         if not (np.isfinite(train[i]) and np.isfinite(train[i - 1])) or train[i - 1] - train[i] <= drop:
             continue
         falls = {t: c[i - 1] - c[i] for t, c in run["train_tasks"].items() if np.isfinite(c[i] - c[i - 1])}
@@ -294,7 +291,7 @@ def analyze(args) -> dict:
             if run is not None:
                 runs.setdefault(arm, []).append(run)
                 names.setdefault(arm, []).append(exp_name(arm, seed))
-    events = {n: collapses(r, marks, teacher["suite"], args.collapse_drop)
+    events = {n: collapses(r, marks, args.collapse_drop)
               for arm in runs for n, r in zip(names[arm], runs[arm])}
     result = dict(teacher=teacher, frames=args.frames, seeds=names, collapses=events,
                   eval_max_drop={n: max_eval_drop_after_reaching(r, teacher["suite"])
@@ -316,9 +313,8 @@ def write_report(args, runs, marks, teacher, result) -> None:
                                                                "suite score):", ""]
     lines += per_task_curves(runs, marks, args.table_every) + ["", f"Collapses (training suite score falls more "
                                                                    f"than {args.collapse_drop:g} points between two "
-                                                                   f"{args.mark / 1e3:g}K marks after reaching the "
-                                                                   f"teacher's {teacher['suite']:.1f}); diagnostics: "
-                                                                   f"the window's mean (the run's median)", ""]
+                                                                   f"{args.mark / 1e3:g}K marks); diagnostics: the "
+                                                                   f"window's mean (the run's median)", ""]
     lines += collapse_lines(result["collapses"]) + ["", "Largest fall of the periodic evaluation between two reports "
                                                         "after first reaching the teacher's score: "
                                                     + ", ".join(f"{n} {v if v is None else round(v, 1)}"

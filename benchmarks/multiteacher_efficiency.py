@@ -26,7 +26,8 @@ import sys
 
 import yaml
 
-from sf_kickstart.evaluation_cache import read_task_scores
+from sf_kickstart.evaluation_cache import read_scores
+from sf_kickstart.experiments import latest_checkpoint
 from sf_kickstart.paths import CFG_DIR, REPO_ROOT
 from sf_kickstart.processes import run_train
 
@@ -46,15 +47,17 @@ def student_methods(teacher_flags, ks_lambda: float, horizons) -> dict:
     return out
 
 
-def evaluate_teachers(exp_dirs, episodes: int) -> None:
-    """Cache each teacher's evaluated scores (what adaptive λ reads as G_T) unless it has them already."""
+def evaluate_teachers(exp_dirs, episodes: int, policy: str = "greedy", train_dir=None) -> None:
+    """Cache each teacher's evaluated scores (greedy: what adaptive λ reads as G_T) unless it has them already, of its
+    latest checkpoint (train_dir: where a shipped teacher's cache is written and read)."""
     for exp_dir in exp_dirs:
-        if read_task_scores(exp_dir):
+        cached = read_scores(exp_dir, policy, train_dir=train_dir)
+        if cached and cached.get("checkpoint") == os.path.basename(latest_checkpoint(exp_dir) or ""):
             continue
-        print(f"evaluating teacher {exp_dir} ({episodes} episodes per task)", flush=True)
+        print(f"evaluating teacher {exp_dir} ({episodes} {policy} episodes per task)", flush=True)
         cmd = [sys.executable, "-m", "sf_kickstart.evaluate", exp_dir, "--no_teachers", "--no_progress",
-               f"--episodes={episodes}", "--device=cpu"]
-        subprocess.run(cmd, check=True)
+               f"--episodes={episodes}", f"--policy={policy}", "--device=cpu"]
+        subprocess.run(cmd + ([f"--train_dir={train_dir}"] if train_dir else []), check=True)
 
 
 def main(argv=None) -> int:

@@ -32,8 +32,11 @@ TEACHER_LAMBDA_PREFIX = KICKSTART + "lambda_"  # + teacher name
 TEACHER_RHO_PREFIX = KICKSTART + "rho_"  # + teacher name
 TASK_LAMBDA_PREFIX = KICKSTART + "task_lambda/"  # + task name
 TASK_FACTOR_PREFIX = KICKSTART + "task_factor/"  # + task name
-#: run-wide kickstart diagnostics the report tabulates (tags: KICKSTART + name)
-KS_DIAGNOSTICS = ("lambda", "alpha", "kl_teacher_student", "action_agreement", "teacher_entropy", "loss")
+#: run-wide kickstart diagnostics the report tabulates (tags: KICKSTART + name); a run writes those of its action
+#: heads (action_agreement: categorical; mean_squared_error, teacher_std, student_std: Gaussian) and value_loss,
+#: value_mse with value distillation
+KS_DIAGNOSTICS = ("lambda", "alpha", "kl_teacher_student", "action_agreement", "teacher_entropy", "loss",
+                  "mean_squared_error", "teacher_std", "student_std", "value_loss", "value_mse")
 #: the learner's stats message to the runner, whose entries become KICKSTART + key
 KS_STATS_MSG = "kickstart_stats"
 

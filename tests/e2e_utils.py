@@ -80,14 +80,46 @@ def make_teacher_dir(
     )
     obs_space = obs_space if obs_space is not None else minigrid.observation_space()
     model = create_actor_critic(cfg, obs_space, action_space if action_space is not None else spaces.Discrete(7))
+    return write_experiment(path, cfg, model)
+
+
+def write_experiment(path: str, cfg, model, env_steps: int = 100) -> str:
+    """config.json (`cfg`, a Namespace or dict) and one checkpoint of `model` in Sample Factory's format."""
+    import json
+
     os.makedirs(os.path.join(path, "checkpoint_p0"), exist_ok=True)
     with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(vars(cfg), f)
+        json.dump(dict(cfg) if isinstance(cfg, dict) else vars(cfg), f)
     torch.save(
-        dict(train_step=1, env_steps=100, best_performance=-1e9, model=model.state_dict(), optimizer={}, curr_lr=1e-4),
-        os.path.join(path, "checkpoint_p0", "checkpoint_000000001_100.pth"),
+        dict(train_step=1, env_steps=env_steps, best_performance=-1e9, model=model.state_dict(), optimizer={},
+             curr_lr=1e-4),
+        os.path.join(path, "checkpoint_p0", f"checkpoint_000000001_{env_steps}.pth"),
     )
     return path
+
+
+def make_experiment_dir(path: str, argv: List[str], plain_sf_mujoco: bool = False) -> str:
+    """The experiment dir a run of `argv` would leave (config.json, a checkpoint), with untrained weights: fast to
+    make. Parsed by `sf_kickstart.train`'s parser (its model on the run's --student_obs_keys, as training builds it),
+    or with `plain_sf_mujoco` by Sample Factory's own MuJoCo example (`sf_examples.mujoco.train_mujoco`: SF's flags
+    and MuJoCo defaults only, what a teacher trained by plain SF has)."""
+    from sample_factory.model.actor_critic import create_actor_critic
+
+    from sf_kickstart.envprobe import make_env_info
+    from sf_kickstart.sf.setup import parse_args
+    from sf_kickstart.suites.registry import prepare_env
+    from sf_kickstart.teachers import student_env_info
+
+    argv = [f"--experiment={os.path.basename(path)}", f"--train_dir={os.path.dirname(path)}", *argv]
+    if plain_sf_mujoco:
+        from sf_examples.mujoco.train_mujoco import parse_mujoco_cfg
+
+        prepare_env(next(a.split("=", 1)[1] for a in argv if a.startswith("--env=")))  # SF's MuJoCo registration
+        cfg = parse_mujoco_cfg(argv)
+    else:
+        cfg, _ = parse_args(argv)
+    info = student_env_info(cfg, make_env_info(cfg))
+    return write_experiment(path, cfg, create_actor_critic(cfg, info.obs_space, info.action_space))
 
 
 # ------------------------------------------------------------------------------------------------ live runs (faults)

@@ -248,12 +248,13 @@ def test_bad_input_is_exit_code_2_naming_both_sides(case, tmp_path, cheetah_teac
         assert fragment in line[0], f"{fragment!r} not in {line[0]!r}"
 
 
-def test_zoo_says_which_envs_a_teacher_reads_by_name():
-    from sf_kickstart.agents.zoo import reads_observations
+def test_zoo_says_which_envs_a_teacher_reads_by_name_or_through_a_map():
+    from sf_kickstart.agents.zoo import obs_map_needed
 
     cheetah = {"env": "mujoco_halfcheetah"}
     own = spaces.Dict({"obs": FULL})
-    assert reads_observations("t", cheetah, own, spaces.Dict({"obs": FULL}), "mujoco_halfcheetah")
-    assert not reads_observations("t", cheetah, own, STUDENT_SPACE, POMDP)  # only through --teacher_obs_map
+    assert obs_map_needed("t", cheetah, own, spaces.Dict({"obs": FULL}), "mujoco_halfcheetah") == {}  # by name
+    assert obs_map_needed("t", cheetah, own, STUDENT_SPACE, POMDP) == {"obs": "state"}  # only through the map
     restricted = {"env": POMDP, "student_obs_keys": "obs"}  # a pomdp student, as a teacher of another
-    assert reads_observations("t", restricted, STUDENT_SPACE, STUDENT_SPACE, POMDP)
+    assert obs_map_needed("t", restricted, STUDENT_SPACE, STUDENT_SPACE, POMDP) == {}
+    assert obs_map_needed("t", cheetah, own, spaces.Dict({"obs": PARTIAL}), POMDP) is None  # nothing it can read

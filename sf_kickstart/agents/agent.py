@@ -8,13 +8,14 @@ that does not fit the env it is asked to play (`AgentError`, through FrozenTeach
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 from sample_factory.utils.attr_dict import AttrDict
 
 from sf_kickstart.checkpoints import load_verified
 from sf_kickstart.errors import Fail, UserError, prefixed
 from sf_kickstart.experiments import CHECKPOINT_PREFIXES, checkpoint_paths, read_config
+from sf_kickstart.sf.setup import pin_teacher
 from sf_kickstart.suites.registry import SuiteError, prepare_env
 from sf_kickstart.teachers import FrozenTeacher, TeacherFiles, TeacherSpec
 
@@ -54,16 +55,24 @@ def experiment_cfg(exp_dir: str, what: Optional[str] = None, error=AgentError) -
 
 def load_agent(
     exp_dir: str, obs_space, action_space, policy: int = 0, kind: str = "latest", checkpoint: Optional[str] = None,
-    device: str = "cpu", trust=None,
+    device: str = "cpu", trust=None, teacher_of: Optional[AttrDict] = None, obs_map: Optional[Dict[str, str]] = None,
 ) -> FrozenTeacher:
     """The experiment's model (eval mode, no gradients) from one checkpoint, built for `obs_space`/`action_space`.
-    `.model` is SF's actor-critic, `.cfg` its config, `.checkpoint_path`, `.sha256`, `.env_steps`, `.rnn_size`.
+    `.model` is SF's actor-critic, `.cfg` its config, `.checkpoint_path`, `.sha256`, `.env_steps`, `.rnn_size`;
+    `.view(obs)` is what the model reads of an env observation (its keys, `.obs_keys`, from `.input_keys`).
     `trust`: a --trust_checkpoint value; a checkpoint the safe loader refuses is its own CheckpointLoadError (its
-    message names the file and what to do)."""
+    message names the file and what to do).
+    `teacher_of`: the config of the experiment whose env it plays as that experiment's teacher (evaluate puts the
+    teachers next to their student): it then reads what it reads in training, the keys of its own env (restricted by
+    its own --student_obs_keys), each through `obs_map` (teacher key -> env key, e.g. {"obs": "state"}: a privileged
+    teacher on a `_pomdp` env), checked as training checks them (`sf.setup.pin_teacher`: a TeacherError)."""
     checkpoint = checkpoint or find_checkpoint(exp_dir, policy, kind)
     device = "cuda" if device == "gpu" else device  # SF's name for it
-    spec = TeacherSpec(path=os.path.abspath(exp_dir), policy=policy, checkpoint=checkpoint, trust=trust)
+    spec = TeacherSpec(path=os.path.abspath(exp_dir), policy=policy, checkpoint=checkpoint, trust=trust,
+                       obs_map=dict(obs_map or {}))
     files = TeacherFiles(spec, experiment_cfg(exp_dir), checkpoint, *load_verified(checkpoint, "cpu", trust=trust))
+    if teacher_of is not None:
+        pin_teacher(teacher_of, files, obs_space, action_space)
     return FrozenTeacher(files, obs_space, action_space, device, fast=False, fail=unplayable(spec.name))
 
 

@@ -21,8 +21,13 @@ What is fixed around SF 2.1.1's enjoy (in this process, by replacing names SF's 
     N frames (unless --max_num_frames/--max_num_episodes are given), writes the video and prints its path. A shipped
     teacher's video goes to <train_dir>/zoo/NAME/, never into the package;
   * with --save_video, rendering through pygame initialises SDL, whose signal handlers swallow SIGINT and SIGTERM: with
-    SDL_NO_SIGNAL_HANDLERS both stop enjoy (exit 130 / 143) and the frames recorded so far are written.
-MiniGrid renders rgb frames without a display, so `--save_video` works on a headless machine.
+    SDL_NO_SIGNAL_HANDLERS both stop enjoy (exit 130 / 143) and the frames recorded so far are written;
+  * it builds the model on every observation key of the env: a student restricted with --student_obs_keys (its
+    checkpoint has weights for its own keys only) did not load. It is built on the keys of the run's config.
+MiniGrid renders rgb frames without a display, so `--save_video` works on a headless machine. MuJoCo (`mujoco_*`)
+renders through an OpenGL backend, MUJOCO_GL=egl or osmesa (glfw needs a display): with --save_video it is checked
+before anything is played (`suites.mujoco.prepare_rendering`: unset, the first that works is used), and a machine
+where none works gets one error (exit code 2) naming MUJOCO_GL and what to install.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from sf_kickstart.errors import UserError, exit_status, prefixed
 from sf_kickstart.experiments import resolve_experiment_dir
 from sf_kickstart.sources import writable_dir
 from sf_kickstart.sf.setup import argv_value, parse_args, wants_help
+from sf_kickstart.suites.registry import suite_for_env
+from sf_kickstart.teachers.inputs import restricted_space, student_keys
 
 PROG = "python -m sf_kickstart.enjoy"
 ENJOY_DEFAULTS = ["--enjoy_script=sf_kickstart.enjoy", "--train_script=sf_kickstart.train"]
@@ -89,6 +96,8 @@ def preflight(cfg):
     info = make_env_info(merged)
     agent = load_agent(exp_dir, info.obs_space, info.action_space, merged.policy_index, merged.load_checkpoint_kind,
                        trust=cfg.trust_checkpoint)  # this command line's, not the trained run's
+    if cfg.save_video:  # rgb frames: e.g. MuJoCo's OpenGL backend, checked (and chosen) before anything is played
+        suite_for_env(merged.env).prepare_rendering(merged.env)
     log.info(f"Watching {exp_dir} on {merged.env}: {agent.checkpoint_path} ({agent.env_steps} frames)")
 
 
@@ -153,16 +162,27 @@ class Recording:
             self.write(experiment_dir(cfg=self.cfg), self.frames, self.cfg.fps if self.cfg.fps > 0 else 30, self.cfg)
 
 
+def on_own_keys(sf_create_actor_critic):
+    """SF's model factory as SF's enjoy calls it (cfg, the env's observation space, its action space), building the
+    model on the observation keys of the run's --student_obs_keys, as training built it (`teachers.inputs`)."""
+
+    def create_actor_critic(cfg, obs_space, action_space):
+        return sf_create_actor_critic(cfg, restricted_space(obs_space, student_keys(cfg), cfg.env), action_space)
+
+    return create_actor_critic
+
+
 @contextmanager
 def sf_enjoy_fixed(recording: Recording, trust=None):
-    """SF's enjoy module with the project's checkpoint loader and the video writer above."""
+    """SF's enjoy module with the project's checkpoint loader, model builder and the video writer above."""
     import sample_factory.enjoy as sf_enjoy
 
     from sf_kickstart.sf.fixes.learner import FixedLearner
 
-    names = ("Learner", "generate_replay_video", "render_frame")
+    names = ("Learner", "generate_replay_video", "render_frame", "create_actor_critic")
     saved = {n: getattr(sf_enjoy, n) for n in names}
-    fixed = (FixedLearner.trusting(trust), recording.write, recording.render_frame(saved["render_frame"]))
+    fixed = (FixedLearner.trusting(trust), recording.write, recording.render_frame(saved["render_frame"]),
+             on_own_keys(saved["create_actor_critic"]))
     for n, value in zip(names, fixed):
         setattr(sf_enjoy, n, value)
     try:

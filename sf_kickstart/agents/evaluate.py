@@ -7,6 +7,12 @@ interval, and whether the student beats / ties / trails the task's teacher (95 %
 returns above 0 / containing 0 / below 0). Works on any experiment dir (ours, plain Sample Factory's, a teacher's,
 `zoo:NAME`, `hf://user/repo`), e.g. a plain SF CartPole run (one task, score = mean return).
 
+Greedy plays Sample Factory's `argmax_actions`: a categorical head's most likely action, a Gaussian (Box) head's
+mean; `--policy=sampled` samples. Each agent reads the observation keys its model was built on (a student's
+--student_obs_keys); a teacher reads those it reads in training, through its obs map (a privileged teacher of a
+`_pomdp` student reads its "obs" from the env's "state": the student's --teacher_obs_map, or --teacher_obs_map here
+with --teacher), checked as training checks them.
+
 Envs are vectorised in this process: every task's envs step together and the policy runs one batched forward per
 step over all of them. Episode j of task t always starts from the seed `episode_seed(seed, t, j)`, whichever agent
 plays it.
@@ -43,6 +49,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from gymnasium.spaces import Discrete
 
 from sample_factory.algo.utils.action_distributions import argmax_actions
 from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
@@ -57,7 +64,7 @@ from sf_kickstart.device import check_device
 from sf_kickstart.errors import UserError, exit_status, prefixed
 from sf_kickstart.experiments import resolve_experiment_dir
 from sf_kickstart.suites.registry import suite_for_env
-from sf_kickstart.teachers import TeacherRouting, teacher_specs_from_cfg
+from sf_kickstart.teachers import TeacherRouting, TeacherSpec, teacher_specs_from_cfg
 
 from sf_kickstart.evaluation_cache import FORMAT, cache_path, read_scores, read_task_scores, report_dir, write_json
 from sf_kickstart.sources import label
@@ -103,12 +110,16 @@ def _make_slots(env_cfg, task_envs: Dict[str, str], episodes: int, envs_per_task
 
 def play(agent, env_cfg, task_envs: Dict[str, str], episodes: int, seed: int = 0, greedy: bool = True,
          envs_per_task: int = 16, progress: Optional[str] = None) -> Dict[str, List[float]]:
-    """Raw return of `episodes` episodes per task; all envs step together, one batched forward per step."""
+    """Raw return of `episodes` episodes per task; all envs step together, one batched forward per step. The model
+    reads its own keys of each observation (`agent.view`); greedy is SF's `argmax_actions`: the most likely action
+    of a categorical head, the mean of a Gaussian (Box) head."""
     slots = _make_slots(env_cfg, task_envs, episodes, envs_per_task)
     returns = {t: [0.0] * episodes for t in task_envs}
     record_stats = bool(getattr(env_cfg, "use_record_episode_statistics", False))
     model = agent.model
     device = agent.device
+    env_keys = list(dict.fromkeys(agent.input_keys))
+    discrete = isinstance(model.action_space, Discrete)  # an index; a Box's (n,) array stays an array
     rnn = torch.zeros(len(slots), agent.rnn_size, device=device)
     obs: List[Optional[dict]] = [None] * len(slots)
     bar = _progress_bar(len(task_envs) * episodes, progress)
@@ -127,7 +138,8 @@ def play(agent, env_cfg, task_envs: Dict[str, str], episodes: int, seed: int = 0
     active = [i for i in range(len(slots)) if next_episode(i)]
     with torch.no_grad():
         while active:
-            batch = {k: torch.from_numpy(np.stack([np.asarray(obs[i][k]) for i in active])).to(device) for k in obs[active[0]]}
+            batch = agent.view({k: torch.from_numpy(np.stack([np.asarray(obs[i][k]) for i in active])).to(device)
+                                for k in env_keys})
             out = model(prepare_and_normalize_obs(model, batch), rnn[active])
             actions = argmax_actions(model.action_distribution()) if greedy else out["actions"]
             rnn[active] = out["new_rnn_states"]
@@ -135,7 +147,7 @@ def play(agent, env_cfg, task_envs: Dict[str, str], episodes: int, seed: int = 0
             for row, i in enumerate(active):
                 s = slots[i]
                 action = actions[row].cpu().numpy()
-                o, r, terminated, truncated, info = s.env.step(action.item() if action.size == 1 else action)
+                o, r, terminated, truncated, info = s.env.step(action.item() if discrete else action)
                 s.ret += float(r)
                 obs[i] = _as_dict(o)
                 if not (terminated or truncated):
@@ -254,10 +266,12 @@ def _cache_matches(data: Optional[dict], agent, setup: Setup) -> bool:
 
 
 def evaluate_agent(exp_dir: str, setup: Setup, spaces, policy_index: int = 0, checkpoint: Optional[str] = None,
-                   name: Optional[str] = None, write_cache: bool = True) -> dict:
-    """One agent's SCORES (module docstring), from its cache when it matches, else played and cached."""
+                   name: Optional[str] = None, write_cache: bool = True, teacher: Optional[TeacherSpec] = None) -> dict:
+    """One agent's SCORES (module docstring), from its cache when it matches, else played and cached. `teacher`: the
+    agent is the evaluated experiment's teacher, reading the observation keys it reads in training (its obs map)."""
     agent = load_agent(exp_dir, *spaces, policy=policy_index, checkpoint=checkpoint, device=setup.device,
-                       trust=setup.trust)
+                       trust=setup.trust, teacher_of=None if teacher is None else setup.env_cfg,
+                       obs_map=None if teacher is None else teacher.obs_map)
     name = name or os.path.basename(os.path.normpath(exp_dir))
     cached = read_scores(exp_dir, setup.policy, policy_index, setup.train_dir)
     if not setup.force and checkpoint is None and _cache_matches(cached, agent, setup):
@@ -290,9 +304,9 @@ def make_setup(exp_dir: str, opts) -> Setup:
 def teacher_specs(exp_cfg: AttrDict, opts, train_dir: str) -> list:
     """The teachers to put next to the student: --teacher/--teachers given here, else the experiment's own."""
     src = AttrDict(teacher=exp_cfg.get("teacher"), teachers=exp_cfg.get("teachers"), train_dir=train_dir,
-                   trust_checkpoint=opts.trust_checkpoint)
+                   teacher_obs_map=exp_cfg.get("teacher_obs_map"), trust_checkpoint=opts.trust_checkpoint)
     if opts.teacher or opts.teachers:
-        src.teacher, src.teachers = opts.teacher, opts.teachers
+        src.teacher, src.teachers, src.teacher_obs_map = opts.teacher, opts.teachers, opts.teacher_obs_map
     if opts.no_teachers:
         return []
     task_names = suite_for_env(exp_cfg.env).task_names(exp_cfg.env)
@@ -315,7 +329,7 @@ def evaluate_experiment(exp_dir: str, opts) -> dict:
     student = evaluate_agent(exp_dir, setup, spaces, opts.policy_index)
     train_dir = opts.train_dir or setup.env_cfg.get("train_dir") or "train_dir"
     specs = teacher_specs(setup.env_cfg, opts, train_dir)
-    teachers = [evaluate_agent(s.path, setup, spaces, s.policy, name=s.name) for s in specs]
+    teachers = [evaluate_agent(s.path, setup, spaces, s.policy, name=s.name, teacher=s) for s in specs]
     names = suite_for_env(setup.env_cfg.env).task_names(setup.env_cfg.env)
     owner_of = dict(zip(names, TeacherRouting.of(specs, names).teacher_of_task)) if specs else {}
     owners = {t: owner_of.get(t, -1) for t in setup.task_envs}
@@ -334,14 +348,15 @@ def _fmt(value: Optional[float], ci: Optional[Sequence[float]] = None, digits: i
 
 def render_markdown(report: dict) -> str:
     s, teachers, cmp = report["student"], report["teachers"], report["comparison"]
-    scale = "capped normalised score (0 = random, 100 = reference)" if s["score_kind"] == "capped_normalized" else "mean return"
+    suite = s["score_kind"] == "capped_normalized"
+    scale = "capped normalised score (0 = random, 100 = reference)" if suite else "mean return"
     lines = [
         f"# Evaluation of `{s['name']}` on `{s['env']}`",
         "",
         f"{s['episodes']} {s['policy']} episodes per task, seed {s['seed']}, the same episode seeds for every agent. "
         f"Brackets: 95 % bootstrap confidence intervals. Score: {scale}.",
         "",
-        "| agent | checkpoint | sha256 | frames | suite score |",
+        f"| agent | checkpoint | sha256 | frames | {'suite score' if suite else 'score (mean return)'} |",
         "|---|---|---|---|---|",
     ]
     for a in [s] + teachers:
@@ -383,6 +398,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy_index", type=int, default=0, help="which policy of the experiment (PBT member)")
     parser.add_argument("--teacher", default=None, help="evaluate against this teacher instead of the experiment's own")
     parser.add_argument("--teachers", default=None, help="evaluate against this teacher map instead")
+    parser.add_argument("--teacher_obs_map", default=None, help="with --teacher: TEACHER_KEY:ENV_KEY[,...], the "
+                        "observation keys it reads from other env keys (e.g. obs:state on a _pomdp env), as in training")
     parser.add_argument("--no_teachers", action="store_true", help="evaluate the experiment alone")
     parser.add_argument("--device", default="cpu", help="cpu or gpu")
     parser.add_argument("--out", default=None, help="report directory (default <EXPERIMENT>/evaluation)")
@@ -391,12 +408,17 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     add_trust_arg(parser)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parse_opts(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line's options (also how other code, e.g. `zoo.ship`, asks for an evaluation)."""
     parser = argparse.ArgumentParser(prog="python -m sf_kickstart.evaluate", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", help="experiment dir, a name under --train_dir, zoo:NAME or hf://user/repo")
     add_args(parser)
-    opts = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    opts = parse_opts(argv)
     try:
         if opts.episodes < 1:
             raise EvaluationError(f"--episodes must be >= 1, got {opts.episodes}")

@@ -56,8 +56,10 @@ Numbers (all computed from logged points; no smoothing beyond what the metric al
   100 · (method − baseline) / |baseline| %, with its bootstrap interval (both methods' runs resampled).
 * Baseline (`--baseline`): `large_scratch` when present, else the only method without a teacher whose name contains
   `scratch`.
-* Kickstarting diagnostics: final values of `kickstart/lambda`, `alpha`, `kl_teacher_student`, `action_agreement`,
-  `teacher_entropy`, `loss`; per-task final normalised scores from `suite/<Task>_normalized`.
+* Kickstarting diagnostics: final values of `kickstart/lambda`, `alpha`, `kl_teacher_student`, `action_agreement`
+  (categorical heads), `teacher_entropy`, `loss`, and for Gaussian (Box) heads `mean_squared_error`, `teacher_std`,
+  `student_std`, with value distillation `value_loss`, `value_mse` (`tags.KS_DIAGNOSTICS`; a column no run writes is
+  left out); per-task final normalised scores from `suite/<Task>_normalized`.
 
 Plots
 -----

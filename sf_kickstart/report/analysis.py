@@ -16,7 +16,7 @@ from sf_kickstart import tags
 from sf_kickstart.events import Series
 from sf_kickstart.report.model import Experiment, Unit
 from sf_kickstart.stats import band, improvement_ci, mean_ci
-from sf_kickstart.suites.registry import default_task_names
+from sf_kickstart.suites.registry import default_task_names, same_scores
 
 BASELINE_DEFAULT = "large_scratch"
 COVER_TOL = 0.02
@@ -421,14 +421,16 @@ def method_teacher(m: str, exps: List[Experiment], metric, opts: Options, notes:
         return None
     t = resolved[0]
     student_env = exps[0].cfg.get("env")
-    if t.cfg.get("env") and student_env and t.cfg.get("env") != student_env:
+    if t.cfg.get("env") and student_env and not same_scores(t.cfg.get("env"), student_env):
         notes.append(
             f"method `{m}`: teacher `{t.name}` was trained on {t.cfg.get('env')}, the student on {student_env}: "
             f"scores not comparable (no teacher threshold)"
         )
         return None
+    if metric is None:
+        return None  # the run-wide note says there is no score metric
     scalars = comparable_scalars(t.policies.get(0, {}), metric)  # a --teacher is policy 0 of its experiment
-    if metric is None or metric not in scalars or not len(scalars[metric]):
+    if metric not in scalars or not len(scalars[metric]):
         notes.append(f"method `{m}`: teacher `{t.name}` has no `{metric}` (no teacher score)")
         return None
     if t.running:

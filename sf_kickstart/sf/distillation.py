@@ -18,6 +18,7 @@ Discrete, 1-D Box (diagonal Gaussian) and Tuples of them; and the teacher's valu
     over the categorical heads only (a Gaussian head has no greedy action to agree on: a Box-only space has no
     `action_agreement`); for Gaussian heads the mean over their dimensions of (μ_S − μ_T)², σ_T and σ_S.
   * `distribution_logits(student_distribution)`: SF's `action_logits` layout rebuilt from a distribution.
+  * `describe_actions(space)`: `Discrete(7)`, `Box(6)`, `Tuple(...)`, as logs and the zoo listing show a space.
   * `student_value_targets(teacher_values, returns_normalizer)`: the teacher's value (return units) in the units of
     the student's critic output: with `--normalize_returns` normalised by the student's running return statistics
     (SF's own normaliser, its statistics not updated), else as it is.
@@ -64,6 +65,16 @@ def action_heads(action_space) -> List[Head]:
     raise UnsupportedActionSpace(
         f"Kickstarting is defined for Sample Factory's action distributions: {SUPPORTED}; got {action_space}"
     )
+
+
+def describe_actions(space) -> str:
+    """`Discrete(7)`, `Box(6)` (a diagonal Gaussian over 6 dimensions), `Tuple(Discrete(3), Box(2))`: what logs and
+    listings show of an action space."""
+    if isinstance(space, spaces.Tuple):
+        return "Tuple(" + ", ".join(describe_actions(s) for s in space.spaces) + ")"
+    if isinstance(space, spaces.Box):
+        return f"Box({', '.join(str(n) for n in space.shape)})"
+    return str(space)
 
 
 def num_action_parameters(action_space) -> int:

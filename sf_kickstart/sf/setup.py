@@ -49,7 +49,7 @@ from sf_kickstart.sf.fixes.learner import FixedLearner
 from sf_kickstart.sf.fixes.lr_schedule import add_lr_schedule_args, check_lr_schedule, partial_parse_argv
 from sf_kickstart.sf.fixes.nonfinite import first_nonfinite
 from sf_kickstart.kickstart.loss import CROSS_ENTROPY, KICKSTART_LOSSES, check_loss_fits, check_value_coeff
-from sf_kickstart.sf.distillation import action_heads, num_action_parameters
+from sf_kickstart.sf.distillation import action_heads, describe_actions, num_action_parameters
 from sf_kickstart.sf.storage import KickstartLayout
 from sf_kickstart.paths import CFG_DIR
 from sf_kickstart.errors import ExperimentError, UserError, prefixed
@@ -337,19 +337,23 @@ def teacher_env_info(cfg, files: TeacherFiles):
     return make_env_info(AttrDict({**cfg, **{k: v for k, v in files.cfg.items() if k not in ("teacher", "teachers")}}))
 
 
+def pin_teacher(cfg, files: TeacherFiles, obs_space, action_space) -> TeacherFiles:
+    """A teacher, as read, checked against the env of `cfg` (the student's spaces `obs_space`, `action_space`): the
+    keys it reads (its own env's, restricted by its config's --student_obs_keys), each present in the student env
+    with its shape through its obs map, and its action space. Its spec is then pinned to those keys and to the
+    checkpoint it was read from (file and sha256). TeacherError naming both sides when it does not fit."""
+    spec = files.spec
+    info = teacher_env_info(cfg, files)
+    spec.obs_keys = teacher_keys(spec.name, info.obs_space, files.cfg, spec.obs_map, obs_space, cfg.env)
+    check_action_space(spec.name, info.action_space, action_space)
+    spec.checkpoint, spec.sha256 = files.checkpoint_path, files.sha256
+    return files
+
+
 def read_teachers(cfg, specs: List[TeacherSpec], env_info) -> List[TeacherFiles]:
-    """Each teacher's config.json and checkpoint, read once, for an env with the student's spaces. Each spec is then
-    pinned to the checkpoint it was read from (file and sha256): the inference workers load exactly these bytes."""
-    teachers = []
-    for spec in specs:
-        files = read_teacher(spec)
-        info = teacher_env_info(cfg, files)
-        # the keys it reads, each present in the student env with its shape (through its obs map): pinned
-        spec.obs_keys = teacher_keys(spec.name, info.obs_space, files.cfg, spec.obs_map, env_info.obs_space, cfg.env)
-        check_action_space(spec.name, info.action_space, env_info.action_space)
-        spec.checkpoint, spec.sha256 = files.checkpoint_path, files.sha256
-        teachers.append(files)
-    return teachers
+    """Each teacher's config.json and checkpoint, read once, for an env with the student's spaces, and pinned
+    (`pin_teacher`): the inference workers load exactly these bytes and read exactly these keys."""
+    return [pin_teacher(cfg, read_teacher(spec), env_info.obs_space, env_info.action_space) for spec in specs]
 
 
 def check_teacher_finite(teacher: FrozenTeacher, obs: Dict[str, torch.Tensor]) -> None:
@@ -372,16 +376,21 @@ def check_teacher_finite(teacher: FrozenTeacher, obs: Dict[str, torch.Tensor]) -
     )
 
 
+def score_kind(suite: Suite) -> str:
+    """What a teacher's and the student's scores G are in this suite's runs, as the logs say it."""
+    return "suite-score scale: min(100, normalised score) per task" if suite.has_suite_score else "mean return"
+
+
 def score_targets(cfg, suite: Suite, specs, task_names) -> Dict:
     """The teachers' scores G_T a score-driven schedule needs, as `KickstartLayout` fields: adaptive λ's per teacher
     (`resolve_teacher_scores`), re-engaging λ's per task (`resolve_task_teacher_scores`); {} for the other schedules."""
     if cfg.kickstart_schedule == ADAPTIVE:
         scores = resolve_teacher_scores(specs, has_task_scores=suite.has_suite_score, train_dir=cfg.train_dir)
-        log.info(f"Adaptive λ: teacher scores G_T = {dict(zip([s.name for s in specs], scores))}")
+        log.info(f"Adaptive λ: teacher scores G_T = {dict(zip([s.name for s in specs], scores))} ({score_kind(suite)})")
         return dict(teacher_scores=scores)
     if cfg.kickstart_schedule == REENGAGE:
         scores = resolve_task_teacher_scores(specs, task_names, suite.has_suite_score, cfg.train_dir)
-        log.info(f"Re-engaging λ: teacher scores per task G_T,k = {dict(zip(task_names, scores))}")
+        log.info(f"Re-engaging λ: teacher scores per task G_T,k = {dict(zip(task_names, scores))} ({score_kind(suite)})")
         return dict(task_teacher_scores=scores)
     return {}
 
@@ -415,8 +424,10 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     probe = probe_observations(cfg)
     for spec, teacher in zip(specs, bank.teachers):
         check_teacher_finite(teacher, probe)
+        reads = ", ".join(k if k == s else f"{k} from {s}" for k, s in zip(teacher.obs_keys, teacher.input_keys))
         log.info(
-            f"Teacher {spec.name}: {teacher.checkpoint_path} (trained {teacher.env_steps} frames, rnn state "
+            f"Teacher {spec.name}: {teacher.checkpoint_path} (trained {teacher.env_steps} frames, actions "
+            f"{describe_actions(env_info.action_space)}, {cfg.kickstart_loss}, reads {reads}, rnn state "
             f"{teacher.rnn_size}, rho={spec.rho}) supervises {spec.tasks}"
         )
     return KickstartLayout(

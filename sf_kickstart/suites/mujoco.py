@@ -41,6 +41,14 @@ Humanoid's centre-of-mass velocities ``cvel``); what stays is positions, angles 
                      fingertip - target 3
     pusher           qpos[:7] 7, qvel[:7] 7, tips_arm 3, object 3, goal 3                 23  7:14        16
 
+Rendering (a video: ``sf_kickstart.enjoy --save_video``) goes through one of MuJoCo's OpenGL backends, which
+``MUJOCO_GL`` chooses (MuJoCo and gymnasium read it when they render): ``egl`` (headless, libEGL: Mesa's or the
+NVIDIA driver's), ``osmesa`` (headless, software: libOSMesa) or ``glfw`` (a window: needs a display).
+``prepare_rendering(env)`` checks it before anything is played: with ``MUJOCO_GL`` set, that backend; without, the
+first of glfw (only with a ``DISPLAY``), egl, osmesa that renders a frame, then set for this process. Each is tried in
+a fresh process (a backend that fails to load leaves PyOpenGL unusable for another one in the same process). None
+works: one SuiteError naming ``MUJOCO_GL``, what each backend said, and what to install. Training needs no GL.
+
 Defaults: every ``mujoco_*`` env gets Sample Factory's own MuJoCo flag defaults (``sf_examples.mujoco.mujoco_params``:
 MLP 64x64 tanh, no RNN, ``adaptive_stddev=False``, PPO/GAE, ``async_rl=False``, rollout 64, batch 1024, lr 0.00295
 with linear decay, normalised inputs and returns); presets and the command line override them. One task per env:
@@ -50,14 +58,17 @@ with linear decay, normalised inputs and returns); presets and the command line 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import os
 from typing import Dict, List, Optional, Tuple
 
 from sample_factory.algo.utils.context import global_env_registry
 from sample_factory.envs.env_utils import register_env
 from sample_factory.utils.utils import is_module_available
 from sf_examples.mujoco.mujoco_params import mujoco_override_defaults
-from sf_examples.mujoco.mujoco_utils import MUJOCO_ENVS, make_mujoco_env, mujoco_available
+from sf_examples.mujoco.mujoco_utils import MUJOCO_ENVS, make_mujoco_env
 
+from sf_kickstart.processes import run_python
 from sf_kickstart.suites.base import PrivilegedObservation
 from sf_kickstart.suites.registry import SuiteError
 
@@ -107,8 +118,22 @@ def hidden_indices(env_name: str) -> List[int]:
 
 
 def check_available(env_name: str) -> None:
+    """mujoco and imageio import (SuiteError naming what to install), MuJoCo imports with this MUJOCO_GL (importing it
+    loads that OpenGL backend: a missing one fails every command, SuiteError naming MUJOCO_GL), the env loads in this
+    MuJoCo (NEEDS_MUJOCO_2)."""
     base = validate_env_name(env_name)
-    missing = [m for m, ok in (("mujoco", mujoco_available()), ("imageio", is_module_available("imageio"))) if not ok]
+    missing = [] if is_module_available("imageio") else ["imageio"]
+    try:
+        importlib.import_module("mujoco")
+    except Exception as exc:  # noqa: BLE001 - MuJoCo's GL backend may fail with any error
+        gl = os.environ.get(GL_VAR, "").strip()
+        if gl and importlib.util.find_spec("mujoco") is not None:
+            raise SuiteError(
+                f"{env_name!r}: MuJoCo does not import with MUJOCO_GL={gl} ({type(exc).__name__}: {exc}): importing it "
+                f"loads that OpenGL backend. Training needs none: unset MUJOCO_GL (or MUJOCO_GL=disable). To record a "
+                f"video, {GL_INSTALL}"
+            ) from None
+        missing.insert(0, "mujoco")
     if missing:
         raise SuiteError(f"{env_name!r} needs {' and '.join(missing)}: pip install mujoco==3.1.6 imageio==2.38.2")
     version = importlib.metadata.version("mujoco")
@@ -145,3 +170,65 @@ def task_names(env_name: str) -> List[str]:
     validate_env_name(env_name)
     return [env_name]
 
+
+def scored_as(env_name: str) -> str:
+    """``mujoco_<task>`` for ``mujoco_<task>`` and its ``_pomdp`` variant: the same dynamics and reward (only the
+    observation differs), so their returns compare (a privileged teacher's return is its pomdp student's target)."""
+    return validate_env_name(env_name)
+
+
+
+# ---------------------------------------------------------------------------------------------------------- rendering
+GL_VAR = "MUJOCO_GL"
+#: MuJoCo's headless OpenGL backends (values of MUJOCO_GL), tried in this order when it is not set
+HEADLESS_GL = ("egl", "osmesa")
+GL_INSTALL = (
+    "install one: EGL (apt-get install libegl1 libgl1, or the NVIDIA driver's libEGL) and run with MUJOCO_GL=egl, or "
+    "OSMesa (apt-get install libosmesa6) and run with MUJOCO_GL=osmesa; glfw (MUJOCO_GL=glfw) needs a display"
+)
+#: renders one 16x16 frame of a one-geom model with the backend MUJOCO_GL names; prints why not on one line
+GL_PROBE = """
+import os, sys
+try:
+    import mujoco
+    model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='0.1'/></worldbody></mujoco>")
+    renderer = mujoco.Renderer(model, 16, 16)
+    renderer.update_scene(mujoco.MjData(model))
+    assert renderer.render().shape == (16, 16, 3)
+except BaseException as exc:
+    print(f"{type(exc).__name__}: {exc}".splitlines()[0][:300], flush=True)
+    os._exit(1)
+os._exit(0)
+"""
+
+
+def gl_failure(backend: str) -> Optional[str]:
+    """None when MuJoCo renders a frame with MUJOCO_GL=`backend` (tried in a fresh process), else why not."""
+    try:
+        proc = run_python(["-c", GL_PROBE], timeout=120, extra_env={GL_VAR: backend})
+    except Exception as exc:  # noqa: BLE001 - e.g. a backend that hangs
+        return f"{type(exc).__name__}: {exc}"
+    if proc.returncode == 0:
+        return None
+    lines = proc.stdout.strip().splitlines() or proc.stderr.strip().splitlines()  # the probe's own line first
+    return lines[-1] if lines else f"exit code {proc.returncode}"
+
+
+def prepare_rendering(env_name: str) -> str:
+    """Before a MuJoCo env renders rgb frames (a video): the OpenGL backend that works, set as MUJOCO_GL for this
+    process (module docstring); SuiteError naming MUJOCO_GL, each backend tried and what to install when none does."""
+    validate_env_name(env_name)
+    chosen = os.environ.get(GL_VAR, "").strip()
+    candidates = [chosen] if chosen else (["glfw"] if os.environ.get("DISPLAY") else []) + list(HEADLESS_GL)
+    failures = {}
+    for backend in candidates:
+        failures[backend] = gl_failure(backend)
+        if failures[backend] is None:
+            os.environ[GL_VAR] = backend
+            return backend
+    tried = "; ".join(f"MUJOCO_GL={b}: {why}" for b, why in failures.items())
+    where = tried if chosen else f"MUJOCO_GL is not set, and no backend renders: {tried}"
+    raise SuiteError(
+        f"{env_name!r} renders its video frames through one of MuJoCo's OpenGL backends (MUJOCO_GL), and it cannot "
+        f"render here ({where}). To record a video, {GL_INSTALL}. Without a video: --no_render"
+    )

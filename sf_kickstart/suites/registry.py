@@ -84,6 +84,19 @@ class Suite:
         fn = getattr(self.load(), "task_envs", None)
         return dict(fn(env)) if fn is not None else {env: env}
 
+    def prepare_rendering(self, env: str) -> None:
+        """Before `env` renders rgb frames (a video): whatever the family's renderer needs, checked (a SuiteError
+        before anything is played when it cannot render here; MuJoCo: its OpenGL backend, MUJOCO_GL)."""
+        fn = getattr(self.load(), "prepare_rendering", None)
+        if fn is not None:
+            fn(env)
+
+    def scored_as(self, env: str) -> str:
+        """The env whose returns `env`'s are comparable with (the same task and reward): itself, unless the family
+        says otherwise (MuJoCo: a `_pomdp` variant is scored as its full-state task)."""
+        fn = getattr(self.load(), "scored_as", None)
+        return fn(env) if fn is not None else env
+
     def score_table(self) -> Optional["ScoreTable"]:
         """The family's `scoring.ScoreTable` (its module's SCORES), what evaluation normalises with; None for a family
         without one (evaluation then scores the mean return)."""
@@ -124,3 +137,11 @@ def prepare_env(env: str) -> Suite:
 
 def default_task_names(env: str) -> List[str]:
     return suite_for_env(env).task_names(env)
+
+
+def same_scores(env_a: str, env_b: str) -> bool:
+    """Runs on the two envs have comparable scores (`Suite.scored_as`); envs no family knows: by name."""
+    try:
+        return suite_for_env(env_a).scored_as(env_a) == suite_for_env(env_b).scored_as(env_b)
+    except SuiteError:
+        return env_a == env_b

@@ -227,12 +227,17 @@ class FrozenTeacher:
         example, *checks = [example_inputs(obs_space, self.obs_keys, self.rnn_size, n, device, gen) for n in (3, 1, 7)]
         return trace_if_exact(self.eager, example, checks, rtol=1e-5)
 
+    def view(self, obs: Dict) -> Dict:
+        """What its model reads of the student env's observation `obs` (a dict by env key): {its own key: obs[the
+        env key it reads it from]}, in `obs_keys` order."""
+        return {k: obs[source] for k, source in zip(self.obs_keys, self.input_keys)}
+
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
         """Logits and new recurrent state from the student env's raw (unnormalised) observations: each key it reads
         from `input_keys`, normalised by its own normaliser."""
         device = self.device
-        inputs = [torch.as_tensor(obs[k]).to(device) for k in self.input_keys]
+        inputs = [torch.as_tensor(x).to(device) for x in self.view(obs).values()]
         inputs.append(rnn_states.to(device).float())
         fn = self.traced if self.traced is not None else self.eager
         return fn(*inputs)

@@ -21,7 +21,7 @@ May import: gymnasium, the ground floor, `suites.base`, `teachers.spec`.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from gymnasium import spaces
 
@@ -121,11 +121,32 @@ def alike(own: Optional[spaces.Dict], keys: Sequence[str], student_space) -> str
     the first of the teacher's `keys` that a key of the student env matches; "" when none does (or `own`, the
     teacher's space, is unknown)."""
     for key in keys if own is not None else []:
-        found = [k for k, sp in as_dict(student_space).spaces.items() if same_box(own[key], sp)]
+        found = same_space_keys(own[key], student_space)
         if found:
             return (f", the student env's keys with the space of the teacher's {key!r}: {found} "
                     f"(e.g. {OBS_MAP_FLAG}={key}:{found[0]})")
     return ""
+
+
+def same_space_keys(space, student_space) -> List[str]:
+    """The keys of the student env's observation whose space a model reads like `space` (`same_box`)."""
+    return [k for k, sp in as_dict(student_space).spaces.items() if same_box(space, sp)]
+
+
+def suggested_obs_map(teacher_space, teacher_cfg, student_space) -> Dict[str, str]:
+    """An obs map for a teacher whose keys the student env does not all have by name (with their spaces): each such
+    key onto the first other student env key with its space; {} when every key fits by name or none can be mapped.
+    What `alike` suggests in an error, as a map (e.g. {"obs": "state"} for a `mujoco_<task>` teacher on `_pomdp`)."""
+    own = restricted_space(teacher_space, student_keys(teacher_cfg), cfg_value(teacher_cfg, "env"))
+    student = as_dict(student_space)
+    out = {}
+    for key, space in own.spaces.items():
+        if key in student.spaces and same_box(space, student[key]):
+            continue
+        found = [k for k in same_space_keys(space, student) if k != key]
+        if found:
+            out[key] = found[0]
+    return out
 
 
 def same_box(a, b) -> bool:

@@ -1,5 +1,12 @@
 """python -m sf_kickstart.zoo [--train_dir=DIR] [--env=ENV]: the teachers this machine has (each with the first 12 hex
-digits of its checkpoint's sha256, as runs record it), and which can teach ENV."""
+digits of its checkpoint's sha256, as runs record it), and which can teach ENV.
+
+Per teacher: its env, architecture, action space (e.g. `Discrete(7)`, `Box(6)`: a Gaussian policy), frames, its
+evaluated score from its evaluation cache and that score's kind (`suite score`: the capped mean normalised score of
+a suite; `mean return`: any other env; with the env it was evaluated on when that is not its own), and with --env
+whether it can teach that env: `yes` (every observation key it reads found by name, same action space),
+`yes, with --teacher_obs_map=...` (a key it reads is under another name there, e.g. a `mujoco_<task>` teacher on
+`mujoco_<task>_pomdp` reads its `obs` from `state`), or `no`."""
 
 from __future__ import annotations
 
@@ -38,40 +45,67 @@ def _spaces(cfg, env: str):
     return info.obs_space, info.action_space
 
 
-def reads_observations(name: str, cfg, own_space, env_space, env: str) -> bool:
-    """The teacher finds every observation key it reads in `env`'s, by name, with its space (`teachers.inputs`)."""
+def obs_map_needed(name: str, cfg, own_space, env_space, env: str) -> Optional[Dict[str, str]]:
+    """The obs map with which the teacher finds every observation key it reads in `env`'s with its space
+    (`teachers.inputs`): {} by name, the map `inputs.suggested_obs_map` gives, or None when neither works."""
     from sf_kickstart.teachers import TeacherError, teacher_keys
+    from sf_kickstart.teachers.inputs import suggested_obs_map
 
-    try:
-        teacher_keys(name, own_space, cfg, {}, env_space, env)
-        return True
-    except TeacherError:
-        return False
+    for obs_map in dict.fromkeys([(), tuple(suggested_obs_map(own_space, cfg, env_space).items())]):
+        try:
+            teacher_keys(name, own_space, cfg, dict(obs_map), env_space, env)
+            return dict(obs_map)
+        except TeacherError:
+            continue
+    return None
+
+
+SCORE_KINDS = {"capped_normalized": "suite score", "mean_return": "mean return"}
+
+
+def score_kind(scores: Optional[dict], own_env: str) -> str:
+    """What an evaluation cache's score is (`SCORE_KINDS`), and the env it was played on when not the teacher's own."""
+    if not scores:
+        return "-"
+    kind = SCORE_KINDS.get(scores.get("score_kind"), str(scores.get("score_kind", "?")))
+    return kind if scores.get("env", own_env) == own_env else f"{kind} (on {scores['env']})"
+
+
+def teaches(name: str, cfg, env: str, memo: Dict) -> str:
+    """`yes`, `yes, with --teacher_obs_map=...` or `no`: whether the teacher can kickstart a student on `env`."""
+    from sf_kickstart.teachers.frozen import spaces_match
+
+    mine, theirs = memo[cfg.env], memo[env]
+    obs_map = obs_map_needed(name, cfg, mine[0], theirs[0], env)
+    if obs_map is None or not spaces_match(mine[1], theirs[1]):
+        return "no"
+    return "yes" + (f", with --teacher_obs_map={','.join(f'{k}:{v}' for k, v in obs_map.items())}" if obs_map else "")
 
 
 def describe(name: str, source: str, exp_dir: str, env: Optional[str], memo: Dict, train_dir: str) -> dict:
-    """One row of the listing: env, architecture, frames, evaluated score, and whether it can teach `env`."""
+    """One row of the listing: env, architecture, action space, frames, evaluated score and its kind, and whether it
+    can teach `env`."""
     from sf_kickstart.agents.agent import AgentError, experiment_cfg
     from sf_kickstart.evaluation_cache import read_scores
-    from sf_kickstart.teachers.frozen import spaces_match
+    from sf_kickstart.sf.distillation import describe_actions
 
     checkpoint = latest_checkpoint(exp_dir)
-    row = dict(name=name, source=source, path=exp_dir, env="?", arch="?", frames=trained_frames(exp_dir), score=None,
-               sha256=file_sha256(checkpoint) if checkpoint else None)
+    row = dict(name=name, source=source, path=exp_dir, env="?", arch="?", actions="?", frames=trained_frames(exp_dir),
+               score=None, kind="-", sha256=file_sha256(checkpoint) if checkpoint else None)
     try:
         cfg = experiment_cfg(exp_dir)
     except AgentError as exc:
         return dict(row, note=str(exc))
     scores = read_scores(exp_dir, train_dir=train_dir)
-    row.update(env=cfg.env, arch=architecture(cfg), score=scores and scores["suite_score"])
-    if env is not None:
-        try:
-            for e in (env, cfg.env):
-                memo.setdefault(e, _spaces(cfg, e))
-            mine, theirs = memo[cfg.env], memo[env]
-            row["teaches"] = reads_observations(name, cfg, mine[0], theirs[0], env) and spaces_match(mine[1], theirs[1])
-        except Exception as exc:  # noqa: BLE001 - an env this machine cannot create cannot be taught here
-            row["teaches"], row["note"] = False, f"{type(exc).__name__}: {exc}"
+    row.update(env=cfg.env, arch=architecture(cfg), score=scores and scores["suite_score"], kind=score_kind(scores, cfg.env))
+    try:
+        for e in dict.fromkeys([cfg.env] + ([env] if env is not None else [])):
+            memo.setdefault(e, _spaces(cfg, e))
+        row["actions"] = describe_actions(memo[cfg.env][1])
+        if env is not None:
+            row["teaches"] = teaches(name, cfg, env, memo)
+    except Exception as exc:  # noqa: BLE001 - an env this machine cannot create cannot be taught here
+        row["teaches"], row["note"] = "no", f"{type(exc).__name__}: {exc}"
     return row
 
 
@@ -88,15 +122,16 @@ def find_teachers(train_dir: str, env: Optional[str] = None) -> List[dict]:
 
 
 def render(rows: List[dict], env: Optional[str]) -> str:
-    head = ["teacher (--teacher=...)", "source", "env", "architecture", "frames", "evaluated suite score",
-            "checkpoint sha256"]
+    head = ["teacher (--teacher=...)", "source", "env", "architecture", "frames", "evaluated score", "score kind",
+            "action space", "checkpoint sha256"]
     head += [f"can teach {env}"] if env else []
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         cells = [r["name"], r["source"], r["env"], r["arch"], str(r["frames"] or "?"),
-                 f"{r['score']:.1f}" if r["score"] is not None else "not evaluated", short_hash(r["sha256"])]
+                 f"{r['score']:.1f}" if r["score"] is not None else "not evaluated", r["kind"], r["actions"],
+                 short_hash(r["sha256"])]
         if env:
-            cells.append("yes" if r.get("teaches") else "no")
+            cells.append(r.get("teaches", "no"))
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 

@@ -12,15 +12,14 @@ import argparse
 import os
 import shutil
 import sys
-from types import SimpleNamespace
 
 import torch
 
-from sf_kickstart.agents.evaluate import evaluate_experiment, render_markdown
+from sf_kickstart.agents.evaluate import evaluate_experiment, parse_opts, render_markdown
 from sf_kickstart.evaluation_cache import EVAL_DIR, cache_path, write_json
 from sf_kickstart.checkpoints import load_checkpoint
 from sf_kickstart.experiments import latest_checkpoint
-from sf_kickstart.agents.zoo import architecture
+from sf_kickstart.agents.zoo import SCORE_KINDS, architecture
 from sf_kickstart.sources import ZOO_DIR, ZOO_PREFIX
 
 
@@ -33,6 +32,12 @@ def copy_stripped(src: str, dst: str) -> str:
     target = os.path.join(dst, "checkpoint_p0", os.path.basename(ckpt_path))
     torch.save(ckpt, target)
     return target
+
+
+def score_label(scores: dict) -> str:
+    """The card's row of the headline number: `evaluated suite score`, or `evaluated mean return` for an env without
+    a suite score (MuJoCo)."""
+    return f"evaluated {SCORE_KINDS[scores['score_kind']]}"
 
 
 def card(name: str, report: dict, cfg, command: str) -> str:
@@ -49,7 +54,7 @@ def card(name: str, report: dict, cfg, command: str) -> str:
         f"| architecture | {architecture(cfg)} |",
         f"| frames | {s['env_steps']} |",
         f"| checkpoint | `{s['checkpoint']}` (optimizer state removed) |",
-        f"| evaluated suite score | {s['suite_score']:.1f} [{s['suite_score_ci'][0]:.1f}, {s['suite_score_ci'][1]:.1f}] |",
+        f"| {score_label(s)} | {s['suite_score']:.1f} [{s['suite_score_ci'][0]:.1f}, {s['suite_score_ci'][1]:.1f}] |",
         "",
         "Trained with (on a 2-core CPU machine shared with other jobs):",
         "",
@@ -69,15 +74,14 @@ def main(argv=None) -> int:
     parser.add_argument("name")
     parser.add_argument("--command", required=True, help="the command that trained it (goes on the card)")
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--out_dir", default=ZOO_DIR, help="NAME/ is made here (default: the package's zoo; another "
+                                                           "dir to try it without touching the package)")
     opts = parser.parse_args(argv)
-    dst = os.path.join(ZOO_DIR, opts.name)
+    dst = os.path.join(opts.out_dir, opts.name)
     if os.path.exists(dst):
         shutil.rmtree(dst)
     copy_stripped(opts.experiment, dst)
-    eval_opts = SimpleNamespace(
-        episodes=opts.episodes, seed=0, policy="greedy", envs_per_task=16, device="cpu", force=True, no_progress=False,
-        policy_index=0, train_dir=None, teacher=None, teachers=None, no_teachers=True,
-    )
+    eval_opts = parse_opts([dst, f"--episodes={opts.episodes}", "--force", "--no_teachers"])  # evaluate's defaults
     report = evaluate_experiment(dst, eval_opts)
     shipped_cache = os.path.join(dst, EVAL_DIR, os.path.basename(cache_path(dst)))
     write_json(shipped_cache, report["student"])  # the package's read-only cache: the numbers on the card
