@@ -63,6 +63,15 @@ def describe(proc: subprocess.CompletedProcess) -> str:
     return f"rc={proc.returncode}\n--- stdout (tail) ---\n{proc.stdout[-4000:]}\n--- stderr (tail) ---\n{proc.stderr[-4000:]}"
 
 
+def trained_experiment(proc: subprocess.CompletedProcess, train_dir: str, name: str) -> str:
+    """The experiment dir `name` a training command (`proc`) wrote: it exited 0 and saved a checkpoint; else the run's
+    output tails in the assertion."""
+    exp = os.path.join(train_dir, name)
+    assert proc.returncode == 0, describe(proc)
+    assert experiments.latest_checkpoint(exp, 0), describe(proc)
+    return exp
+
+
 def make_teacher_dir(
     path: str, env: str = "minigrid_DoorKey-5x5", rnn_size: int = 32, extra=(), obs_space=None, action_space=None
 ) -> str:

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from sf_kickstart import processes
-from tests.e2e_utils import describe, run_train, scalars
+from tests.e2e_utils import describe, run_train, scalars, trained_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -50,10 +50,7 @@ def plain_sf_teacher(train_dir):
          "--encoder_mlp_layers", "16", "16", *TINY],
         timeout=300, module="sf_examples.mujoco.train_mujoco",
     )
-    exp = os.path.join(train_dir, "teacher_mujoco")
-    assert proc.returncode == 0, describe(proc)
-    assert glob.glob(os.path.join(exp, "checkpoint_p0", "checkpoint_*.pth")), describe(proc)
-    return exp
+    return trained_experiment(proc, train_dir, "teacher_mujoco")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.e2e_utils import FAST, describe, latest_checkpoint, run_plain_sample_factory, run_train, scalars
+from tests.e2e_utils import FAST, describe, latest_checkpoint, run_plain_sample_factory, run_train, scalars, trained_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -44,10 +44,7 @@ def plain_sf_teacher(train_dir):
             *FAST,
         ]
     )
-    exp = os.path.join(train_dir, "teacher_plain_sf")
-    assert proc.returncode == 0, describe(proc)
-    assert glob.glob(os.path.join(exp, "checkpoint_p0", "checkpoint_*.pth")), describe(proc)
-    return exp
+    return trained_experiment(proc, train_dir, "teacher_plain_sf")
 
 
 @pytest.fixture(scope="session")

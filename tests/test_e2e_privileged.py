@@ -23,7 +23,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from tests.e2e_utils import FAST, describe, latest_checkpoint, run_train
+from tests.e2e_utils import FAST, describe, latest_checkpoint, run_train, trained_experiment
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("mujoco")
@@ -48,10 +48,7 @@ def full_state_teacher(train_dir):
         ],
         timeout=300, module="sf_examples.mujoco.train_mujoco",
     )
-    exp = os.path.join(train_dir, "cheetah_teacher")
-    assert proc.returncode == 0, describe(proc)
-    assert glob.glob(os.path.join(exp, "checkpoint_p0", "checkpoint_*.pth")), describe(proc)
-    return exp
+    return trained_experiment(proc, train_dir, "cheetah_teacher")
 
 
 @pytest.fixture(scope="module")

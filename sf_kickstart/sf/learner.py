@@ -36,7 +36,7 @@ from sf_kickstart.sf.distillation import distribution_logits, policy_term, stude
 from sf_kickstart.sf.fixes.learner import FixedLearner
 from sf_kickstart.sf.observers import TASK_FACTOR, TASK_LAMBDA
 from sf_kickstart.sf.storage import KickstartLayout
-from sf_kickstart.suites.registry import TASK_ID_KEY
+from sf_kickstart.suites.registry import TASK_ID_KEY, task_indices
 
 TASK_IDX = "task_idx"  # the batch key KickstartLearner adds under re-engaging λ: each step's task id
 
@@ -58,7 +58,7 @@ def step_task_ids(obs: Dict[str, torch.Tensor], like: torch.Tensor) -> torch.Ten
     argmax of the one-hot `TASK_ID_KEY`, as the teacher bank routes the step (task 0 for an env without one)."""
     if TASK_ID_KEY not in obs:
         return torch.zeros(like.shape, dtype=torch.long, device=like.device)
-    return obs[TASK_ID_KEY][:, :-1].argmax(dim=-1).to(like.device)
+    return task_indices(obs[TASK_ID_KEY][:, :-1]).to(like.device)
 
 
 class KickstartLearner(FixedLearner):

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 TASK_ID_KEY = "task_id"
 
 
+def task_indices(task_id):
+    """Each row's task index from its one-hot `TASK_ID_KEY` observation (a torch tensor [..., num_tasks]): the argmax
+    over the last dim. The one rule both the teacher bank's routing and the learner's per-task λ use."""
+    return task_id.argmax(dim=-1)
+
+
 class SuiteError(UserError):
     """Unknown suite/task or a suite whose simulator is not installed."""
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from sample_factory.utils.utils import log
 
-from sf_kickstart.suites.registry import TASK_ID_KEY
+from sf_kickstart.suites.registry import TASK_ID_KEY, task_indices
 from sf_kickstart.teachers import kernel
 from sf_kickstart.teachers.frozen import FrozenTeacher, TeacherFiles, example_inputs
 from sf_kickstart.teachers.spec import TeacherRouting, TeacherSpec
@@ -137,9 +137,7 @@ class TeacherBank:
         """Index of the teacher of each row's task (-1: none), on the host (routing plans are built there)."""
         if not self.has_task_id:
             return self.routing.teacher_of_rows(None, n)
-        task_id = obs[TASK_ID_KEY]
-        task = task_id.numpy().argmax(axis=-1) if task_id.device.type == "cpu" else task_id.argmax(dim=-1).cpu().numpy()
-        return self.routing.teacher_of_rows(task, n)
+        return self.routing.teacher_of_rows(task_indices(obs[TASK_ID_KEY]).cpu().numpy(), n)
 
     @torch.no_grad()
     def forward(self, obs: Dict[str, Tensor], rnn_states: Tensor, num_logits: int):
