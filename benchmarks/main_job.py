@@ -295,10 +295,12 @@ def analyze(args) -> dict:
               for arm in runs for n, r in zip(names[arm], runs[arm])}
     result = dict(teacher=teacher, frames=args.frames, seeds=names, collapses=events,
                   eval_max_drop={n: max_eval_drop_after_reaching(r, teacher["suite"])
-                                 for arm in runs for n, r in zip(names[arm], runs[arm])})
-    if args.main_arm in runs and args.scratch_arm in runs:
-        result["checks"] = {p: checks(runs[args.main_arm], runs.get(args.scratch_arm, []), teacher, marks, p)
-                            for p in POLICIES}
+                                 for arm in runs for n, r in zip(names[arm], runs[arm])},
+                  eval_max_drop_anywhere={n: max_eval_drop_after_reaching(r, -np.inf)
+                                          for arm in runs for n, r in zip(names[arm], runs[arm])})
+    done = {arm: [r for r in rs if r["final"]] for arm, rs in runs.items()}  # only finished (evaluated) runs count
+    if done.get(args.main_arm) and done.get(args.scratch_arm):
+        result["checks"] = {p: checks(done[args.main_arm], done[args.scratch_arm], teacher, marks, p) for p in POLICIES}
     write_report(args, runs, marks, teacher, result)
     return result
 
@@ -318,7 +320,9 @@ def write_report(args, runs, marks, teacher, result) -> None:
     lines += collapse_lines(result["collapses"]) + ["", "Largest fall of the periodic evaluation between two reports "
                                                         "after first reaching the teacher's score: "
                                                     + ", ".join(f"{n} {v if v is None else round(v, 1)}"
-                                                                for n, v in result["eval_max_drop"].items()), ""]
+                                                                for n, v in result["eval_max_drop"].items()),
+              "", "... and anywhere in the run: " + ", ".join(f"{n} {v if v is None else round(v, 1)}"
+                                                        for n, v in result["eval_max_drop_anywhere"].items()), ""]
     for policy, c in result.get("checks", {}).items():
         lines.append(f"Checks ({args.main_arm} vs {args.scratch_arm}, final {policy}): "
                      + "; ".join(f"{k}: {'yes' if v['ok'] else 'NO'}" for k, v in c.items()))

@@ -1,0 +1,64 @@
+"""benchmarks/main_job.py's analysis on synthetic runs, numbers worked out by hand."""
+
+import numpy as np
+import pytest
+
+from benchmarks import main_job
+from sf_kickstart.events import Series
+
+MARKS = np.array([0.5e6, 1e6, 1.5e6, 2e6])
+
+
+def _series(steps, values):
+    steps = np.asarray(steps, dtype=float)
+    return Series(steps, np.asarray(values, dtype=float), np.zeros(len(steps)))
+
+
+def _run(train, tasks, eval_values=None, final=None, kl=None):
+    run = dict(train=np.asarray(train, dtype=float), train_tasks={k: np.asarray(v, float) for k, v in tasks.items()},
+               eval_steps=None if eval_values is None else MARKS, eval=eval_values, diagnostics={}, final=final or {})
+    if kl is not None:
+        run["diagnostics"]["train/kl_divergence"] = _series([0.6e6, 1.2e6, 1.4e6, 1.8e6], kl)
+    return run
+
+
+def test_at_marks_averages_the_window_before_each_mark():
+    s = _series([0.4e6, 0.45e6, 0.5e6, 0.9e6, 1.45e6], [10, 20, 30, 40, 50])
+    got = main_job.at_marks(s, MARKS, 0.25e6)
+    assert got[0] == 20.0 and got[1] == 40.0 and got[2] == 50.0 and np.isnan(got[3])
+
+
+def test_collapse_names_the_task_that_fell_most_and_the_window_diagnostics():
+    run = _run([50, 60, 30, 62], {"A": [99, 99, 90, 99], "B": [10, 20, 0, 20]}, kl=[0.001, 0.05, 0.03, 0.001])
+    events = main_job.collapses(run, MARKS, drop=15.0)
+    assert len(events) == 1
+    e = events[0]
+    assert (e["at"], e["before"], e["after"], e["task"], e["task_drop"]) == (1_500_000, 60.0, 30.0, "B", 20.0)
+    kl = e["diagnostics"]["train/kl_divergence"]
+    assert kl["window"] == pytest.approx(0.04)  # the points at 1.2M and 1.4M, in (1M, 1.5M]
+    assert kl["run_median"] == pytest.approx(0.0155)  # median of 0.001, 0.001, 0.03, 0.05
+    assert main_job.collapses(run, MARKS, drop=31.0) == []
+
+
+def test_largest_eval_fall_after_reaching_the_teacher_and_anywhere():
+    run = _run([0] * 4, {}, eval_values=np.array([50.0, 70.0, 65.0, 80.0]))
+    assert main_job.max_eval_drop_after_reaching(run, 69.1) == 5.0
+    assert main_job.max_eval_drop_after_reaching(_run([0] * 4, {}, np.array([80.0, 1.0, 2.0, 90.0])), -np.inf) == 79.0
+    assert main_job.max_eval_drop_after_reaching(_run([0] * 4, {}, np.array([1.0, 2.0, 3.0, 4.0])), 69.1) is None
+
+
+def test_checks_need_seeds_for_an_interval_and_compare_with_scratch():
+    teacher = dict(suite=69.1, suite_ci=[67.6, 70.5], tasks={"A": 99.0, "B": 50.0})
+    final = lambda suite, a, b: {"greedy": dict(suite=suite, tasks={"A": a, "B": b})}  # noqa: E731
+    main = [_run([70, 71, 72, 80], {}, np.array([70.0, 72.0, 73.0, 79.0]), final(80 + i, 99, 60)) for i in range(3)]
+    scratch = [_run([50, 60, 70, 78], {}, None, final(75, 99, 55)) for _ in range(3)]
+    c = main_job.checks(main, scratch, teacher, MARKS, "greedy")
+    assert c["above_teacher_ci_apart"]["ok"] and c["trails_on_no_task"]["ok"] and c["ahead_of_scratch"]["ok"]
+    assert c["eval_never_drops_10"]["ok"]
+    one = main_job.checks(main[:1], scratch, teacher, MARKS, "greedy")
+    assert not one["above_teacher_ci_apart"]["ok"]  # one seed: no interval, not a result
+    assert one["trails_on_no_task"]["trailing"] == ["A", "B"]
+    behind = [_run([70, 71, 60, 80], {}, None, final(80 + i, 99, 60)) for i in range(3)]
+    assert main_job.checks(behind, scratch, teacher, MARKS, "greedy")["ahead_of_scratch"]["marks_behind_by_more_than_2"] == [1_500_000]
+    trailing = [_run([70] * 4, {}, None, final(80, 99, 40 + i)) for i in range(3)]
+    assert main_job.checks(trailing, scratch, teacher, MARKS, "greedy")["trails_on_no_task"]["trailing"] == ["B"]
