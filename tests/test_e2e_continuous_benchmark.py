@@ -6,6 +6,7 @@ the floor lines; a second invocation skips every finished run. And the zoo's shi
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from sf_kickstart import processes
+from sf_kickstart.checkpoints import load_checkpoint
 from sf_kickstart.sources import ZOO_DIR
 from tests.e2e_utils import describe, run_train
 
@@ -69,6 +71,16 @@ def test_the_benchmark_at_a_tiny_budget(tmp_path):
     assert len(skipped) == 1 + len(ARMS) and "training to" not in again.stdout, again.stdout[-3000:]
 
 
+def zoo_files() -> dict:
+    """Every file of the package's zoo with its sha256."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(ZOO_DIR, "**", "*"), recursive=True)):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, ZOO_DIR)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
 def card_row(card: str, key: str) -> str:
     return next(line for line in card.splitlines() if line.startswith(f"| {key} |"))
 
@@ -83,15 +95,16 @@ def test_ship_a_tiny_mujoco_teacher_into_a_temporary_zoo(tmp_path):
     proc = run_train(["--preset=mujoco_small_teacher.yaml", "--env=mujoco_halfcheetah", "--experiment=cheetah",
                       f"--train_dir={train_dir}", "--train_for_env_steps=4000", *TINY])
     assert proc.returncode == 0, describe(proc)
+    package_before = zoo_files()
     ship = processes.run_python(["-m", "sf_kickstart.zoo.ship", os.path.join(train_dir, "cheetah"),
-                                 "mujoco_halfcheetah_small", "--episodes=2", f"--out_dir={zoo}",
+                                 "tiny_cheetah", "--episodes=2", f"--out_dir={zoo}",
                                  f"--command={command}"],
                                 timeout=300)
     assert ship.returncode == 0, describe(ship)
-    dst = os.path.join(zoo, "mujoco_halfcheetah_small")
-    assert not os.path.exists(os.path.join(ZOO_DIR, "mujoco_halfcheetah_small"))  # the package is untouched
+    dst = os.path.join(zoo, "tiny_cheetah")
+    assert zoo_files() == package_before  # the package's zoo is untouched: same files, same bytes
     (ckpt,) = glob.glob(os.path.join(dst, "checkpoint_p0", "*.pth"))
-    assert "optimizer" not in torch.load(ckpt, weights_only=False) and os.path.isfile(os.path.join(dst, "config.json"))
+    assert "optimizer" not in load_checkpoint(ckpt) and os.path.isfile(os.path.join(dst, "config.json"))
     with open(os.path.join(dst, "evaluation", "scores_greedy_p0.json")) as f:
         scores = json.load(f)
     assert scores["episodes"] == 2 and scores["score_kind"] == "mean_return" and scores["env"] == "mujoco_halfcheetah"
@@ -105,7 +118,7 @@ def test_ship_a_tiny_mujoco_teacher_into_a_temporary_zoo(tmp_path):
     assert command in card and "--episodes=2" in card
     # the listing sees it, and the stripped checkpoint loads as a privileged teacher of the pomdp variant
     listing = processes.run_python(["-m", "sf_kickstart.zoo", f"--train_dir={zoo}"], timeout=120)
-    assert listing.returncode == 0 and "mujoco_halfcheetah_small" in listing.stdout, describe(listing)
+    assert listing.returncode == 0 and "tiny_cheetah" in listing.stdout, describe(listing)
     env = mujoco.make_mujoco_pomdp_env("mujoco_halfcheetah_pomdp")
     obs_space, action_space = env.observation_space, env.action_space
     env.close()
