@@ -120,16 +120,18 @@ def read_run(exp_dir: str, marks: np.ndarray, window: float) -> Optional[dict]:
     for policy in POLICIES:
         data = read_scores(exp_dir, policy)
         if data is not None:
-            run["final"][policy] = dict(suite=float(data["suite_score"]),
-                                        tasks={t: float(v["score"]) for t, v in data["tasks"].items()},
-                                        env_steps=int(data["env_steps"]))
+            run["final"][policy] = dict(evaluated(data), env_steps=int(data["env_steps"]))
     return run
 
 
-def teacher_scores() -> dict:
-    data = read_scores(TEACHER_DIR, "greedy")
+def evaluated(data: dict) -> dict:
+    """An evaluation cache's suite score, its interval and each task's score."""
     return dict(suite=float(data["suite_score"]), suite_ci=list(data["suite_score_ci"]),
                 tasks={t: float(v["score"]) for t, v in data["tasks"].items()})
+
+
+def teacher_scores() -> dict:
+    return evaluated(read_scores(TEACHER_DIR, "greedy"))
 
 
 # ---------------------------------------------------------------- analysis
