@@ -39,7 +39,9 @@ import numpy as np
 from sf_kickstart.evaluation_cache import read_scores
 from sf_kickstart.events import read_scalars
 from sf_kickstart.paths import REPO_ROOT
+from sf_kickstart.experiments import read_config
 from sf_kickstart.processes import run_python, run_train
+from sf_kickstart.sf.fixes.lr_schedule import LINEAR_DECAY, decayed_lr
 from sf_kickstart.stats import mean_ci
 
 TEACHER = "zoo:minigrid_suite_small"
@@ -56,8 +58,8 @@ ARMS: Dict[str, List[str]] = {
     "ks_linear_fixed": LINEAR_KS + FIXED,
     "ks_main": KS + ["--kickstart_schedule=reengage"] + FIXED,  # README's main command
 }
-DIAGNOSTICS = ("train/entropy", "train/grad_norm", "train/kl_divergence", "train/lr", "train/adam_max_second_moment",
-               "train/version_diff_avg", "train/value_loss", "train/adv_std")
+DIAGNOSTICS = ("train/entropy", "train/grad_norm", "train/kl_divergence", "train/ratio_max", "train/fraction_clipped",
+               "train/lr", "train/adam_max_second_moment", "train/version_diff_avg", "train/value_loss", "train/adv_std")
 POLICIES = ("greedy", "sampled")
 
 
@@ -121,7 +123,25 @@ def read_run(exp_dir: str, marks: np.ndarray, window: float) -> Optional[dict]:
         data = read_scores(exp_dir, policy)
         if data is not None:
             run["final"][policy] = dict(evaluated(data), env_steps=int(data["env_steps"]))
+    run["brake"] = brake_activity(exp_dir, run)
     return run
+
+
+def brake_activity(exp_dir: str, run: dict) -> Optional[dict]:
+    """How much the KL brake slowed a run: the share of summaries whose `train/lr` is under 0.99 × its schedule's rate
+    (`sf.fixes.lr_schedule.decayed_lr`, or the constant rate), the lowest lr / schedule ratio, and the KL's median and
+    share above 2 × SF's default threshold (0.016)."""
+    lr, kl = run["diagnostics"].get("train/lr"), run["diagnostics"].get("train/kl_divergence")
+    if lr is None or kl is None:
+        return None
+    cfg = read_config(exp_dir)
+    base, budget = float(cfg["learning_rate"]), float(cfg["train_for_env_steps"])
+    decays = cfg.get("lr_schedule") == LINEAR_DECAY
+    scheduled = np.array([decayed_lr(base, t, budget) if decays else base for t in lr.steps])
+    live = scheduled > base * 1e-3  # the last frames of a decay: no ratio to speak of
+    ratio = lr.values[live] / scheduled[live]
+    return dict(braked_share=float(np.mean(ratio < 0.99)), lowest_ratio=float(ratio.min()),
+                median_kl=float(np.median(kl.values)), kl_over_2x_threshold_share=float(np.mean(kl.values > 0.016)))
 
 
 def evaluated(data: dict) -> dict:
@@ -245,16 +265,17 @@ def per_task_curves(runs: Dict[str, List[dict]], marks: np.ndarray, every: int) 
 
 
 def collapse_lines(events: Dict[str, List[dict]]) -> List[str]:
-    lines = ["| run | at | suite before → after | task (its fall) | entropy | grad norm | KL(behaviour) | lr | "
-             "Adam max 2nd moment | policy lag |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | at | suite before → after | task (its fall) | entropy | grad norm | KL(behaviour) | largest ratio | "
+             "fraction clipped | lr | Adam max 2nd moment | policy lag |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, evs in events.items():
         for e in evs:
             d = e["diagnostics"]
             cell = lambda tag: (f"{d[tag]['window']:.3g} ({d[tag]['run_median']:.3g})" if tag in d else "–")  # noqa
             lines.append(f"| {name} | {e['at'] / 1e6:g}M | {e['before']:.1f} → {e['after']:.1f} | {e['task']} "
                          f"({e['task_drop']:.0f}) | " + " | ".join(cell(t) for t in (
-                             "train/entropy", "train/grad_norm", "train/kl_divergence", "train/lr",
-                             "train/adam_max_second_moment", "train/version_diff_avg")) + " |")
+                             "train/entropy", "train/grad_norm", "train/kl_divergence", "train/ratio_max",
+                             "train/fraction_clipped", "train/lr", "train/adam_max_second_moment",
+                             "train/version_diff_avg")) + " |")
     return lines
 
 
@@ -298,6 +319,7 @@ def analyze(args) -> dict:
     result = dict(teacher=teacher, frames=args.frames, seeds=names, collapses=events,
                   eval_max_drop={n: max_eval_drop_after_reaching(r, teacher["suite"])
                                  for arm in runs for n, r in zip(names[arm], runs[arm])},
+                  brake={n: r["brake"] for arm in runs for n, r in zip(names[arm], runs[arm])},
                   eval_max_drop_anywhere={n: max_eval_drop_after_reaching(r, -np.inf)
                                           for arm in runs for n, r in zip(names[arm], runs[arm])})
     done = {arm: [r for r in rs if r["final"]] for arm, rs in runs.items()}  # only finished (evaluated) runs count
@@ -324,7 +346,11 @@ def write_report(args, runs, marks, teacher, result) -> None:
                                                     + ", ".join(f"{n} {v if v is None else round(v, 1)}"
                                                                 for n, v in result["eval_max_drop"].items()),
               "", "... and anywhere in the run: " + ", ".join(f"{n} {v if v is None else round(v, 1)}"
-                                                        for n, v in result["eval_max_drop_anywhere"].items()), ""]
+                                                        for n, v in result["eval_max_drop_anywhere"].items()), "",
+              "Learning-rate brake (share of summaries with train/lr under 0.99 × the schedule's rate; lowest ratio; "
+              "median train/kl_divergence; share of summaries above 0.016): "
+              + ", ".join(f"{n} {b['braked_share']:.1%}, {b['lowest_ratio']:.2f}, {b['median_kl']:.2g}, "
+                          f"{b['kl_over_2x_threshold_share']:.1%}" for n, b in result["brake"].items() if b), ""]
     for policy, c in result.get("checks", {}).items():
         lines.append(f"Checks ({args.main_arm} vs {args.scratch_arm}, final {policy}): "
                      + "; ".join(f"{k}: {'yes' if v['ok'] else 'NO'}" for k, v in c.items()))
