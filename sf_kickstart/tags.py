@@ -13,7 +13,12 @@ Kickstart summaries (written under the policy's `.summary/<policy_id>/` by the l
                                       re-engaging λ; multi-task envs (and every env under re-engaging λ)
                                       (per task: its own prefix, so a teacher named like a task cannot overwrite it)
     kickstart/task_factor/<task>      re-engaging λ's factor g_k of a supervised task (λ_k = α·ρ_i·g_k)
+    kickstart/task_teacher_entropy/<task>  the teacher's mean H(π_T) on a supervised task's valid steps of the
+                                      summary's minibatch (envs with task ids; tasks in that minibatch only)
     kickstart/pbt_exploit_from        PBT: the source member of an exploit (step = the receiving member's frames)
+Learner summaries next to Sample Factory's `train/*` (written as its stats, so from-scratch runs have them too):
+    train/task_entropy/<task>         the student's mean action-distribution entropy on a task's valid steps of the
+                                      summary's minibatch (envs with task ids; tasks in that minibatch only)
 Suite summaries (the suites' normalised score):
     suite/<task>_score, suite/<task>_normalized, suite/score, suite/mean_normalized, suite/tasks_seen
     (Atari also writes its historical alias suite/games_seen; the report reads either)
@@ -32,6 +37,7 @@ TEACHER_LAMBDA_PREFIX = KICKSTART + "lambda_"  # + teacher name
 TEACHER_RHO_PREFIX = KICKSTART + "rho_"  # + teacher name
 TASK_LAMBDA_PREFIX = KICKSTART + "task_lambda/"  # + task name
 TASK_FACTOR_PREFIX = KICKSTART + "task_factor/"  # + task name
+TASK_TEACHER_ENTROPY_PREFIX = KICKSTART + "task_teacher_entropy/"  # + task name
 #: run-wide kickstart diagnostics the report tabulates (tags: KICKSTART + name); a run writes those of its action
 #: heads (action_agreement: categorical; mean_squared_error, teacher_std, student_std: Gaussian) and value_loss,
 #: value_mse with value distillation
@@ -55,6 +61,10 @@ def task_lambda(task: str) -> str:
 
 def task_factor(task: str) -> str:
     return TASK_FACTOR_PREFIX + task
+
+
+def task_teacher_entropy(task: str) -> str:
+    return TASK_TEACHER_ENTROPY_PREFIX + task
 
 
 # ------------------------------------------------------------------------------------------------------------- suites
@@ -105,9 +115,16 @@ PBT_LR = "zz_pbt/cfg_learning_rate"
 TRAIN = "train/"  # the learner's stats: SF writes each stats key K as TRAIN + K
 TRAIN_LR = TRAIN + "lr"
 NONFINITE_SKIPPED = TRAIN + "nonfinite_skipped"  # minibatches skipped for a non-finite loss or gradient (cumulative)
+TASK_ENTROPY_PREFIX = TRAIN + "task_entropy/"  # + task name: the student's entropy per task
 
 
 def train_key(tag: str) -> str:
     """The learner's stats key SF writes as `tag` (TRAIN + key)."""
     return tag[len(TRAIN) :]
+
+
+def task_entropy(task: str) -> str:
+    return TASK_ENTROPY_PREFIX + task
+
+
 SCORE_METRICS = (SUITE_SCORE, REWARD)

@@ -230,6 +230,12 @@ def masked_mean(x: Tensor, mask: Tensor) -> float:
     return float(x[mask].float().mean())
 
 
+def per_task_means(x: Tensor, task_idx: Tensor, mask: Tensor, task_names: Sequence[str]) -> Dict[str, float]:
+    """{task: mean of x over the masked samples whose task id is the task's index}; tasks without one: left out."""
+    means = {task: masked_mean(x, mask & (task_idx == k)) for k, task in enumerate(task_names)}
+    return {task: v for task, v in means.items() if not math.isnan(v)}
+
+
 @torch.no_grad()
 def term_summaries(term: KickstartTerm) -> Dict[str, float]:
     m = term.supervised

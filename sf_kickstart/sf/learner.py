@@ -11,8 +11,12 @@ on the teacher values stored next to the logits is added to SF's value loss (`ki
 V_T in the student's critic units). `train/policy_loss` and `train/value_loss` stay the RL terms alone; the kickstart
 terms are `kickstart/loss` and `kickstart/value_loss`. The teacher state in `rnn_states`' tail (`sf.storage`) is
 sliced off before the student sees the batch. Summaries go to the runner in the kickstart stats message
-(`sf.observers`: names relative to `kickstart/`; the runner adds the prefix). The weights' state is saved in every
-checkpoint and restored on resume; PBT's α and ρ_i reach them through SF's new-cfg path.
+(`sf.observers`: names relative to `kickstart/`; the runner adds the prefix). On an env with task ids (and under
+re-engaging λ) every run, kickstarted or not, also has each step's task id in its batch (`TASK_IDX`) and writes at each
+summary, from that minibatch's valid steps, the student's mean entropy per task with SF's training stats
+(`train/task_entropy/<task>`) and, kickstarted, the teacher's per supervised task
+(`kickstart/task_teacher_entropy/<task>`). The weights' state is saved in every checkpoint and restored on resume;
+PBT's α and ρ_i reach them through SF's new-cfg path.
 
 May import: Sample Factory, the ground floor, `kickstart`, `sf.fixes`, `sf.storage`, `sf.distillation`, `sf.observers`.
 """
@@ -20,25 +24,27 @@ May import: Sample Factory, the ground floor, `kickstart`, `sf.fixes`, `sf.stora
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 
 from sample_factory.utils.utils import experiment_dir, log
 
 from sf_kickstart import tags
-from sf_kickstart.kickstart.loss import masked_mean, term_summaries, value_distillation, value_summaries
+from sf_kickstart.kickstart.loss import masked_mean, per_task_means, term_summaries, value_distillation, value_summaries
 from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, KickstartWeights, TaskTargets
 from sf_kickstart.provenance import IDENTITY_KEY
 from sf_kickstart.sf.distillation import distribution_logits, policy_term, student_value_targets
 from sf_kickstart.sf.fixes.learner import FixedLearner
-from sf_kickstart.sf.observers import TASK_FACTOR, TASK_LAMBDA
+from sf_kickstart.sf.observers import TASK_FACTOR, TASK_LAMBDA, TASK_TEACHER_ENTROPY
 from sf_kickstart.sf.storage import KickstartLayout
-from sf_kickstart.suites.registry import TASK_ID_KEY, task_indices
+from sf_kickstart.suites.registry import TASK_ID_KEY, default_task_names, task_indices
 
-TASK_IDX = "task_idx"  # the batch key KickstartLearner adds under re-engaging λ: each step's task id
+#: the batch key KickstartLearner adds on an env with task ids and under re-engaging λ: each step's task id
+TASK_IDX = "task_idx"
 
 
 def layout_weights(layout: KickstartLayout) -> KickstartWeights:
@@ -61,6 +67,12 @@ def step_task_ids(obs: Dict[str, torch.Tensor], like: torch.Tensor) -> torch.Ten
     return task_indices(obs[TASK_ID_KEY][:, :-1]).to(like.device)
 
 
+def task_entropies(distribution, task_idx: torch.Tensor, valids: torch.Tensor, task_names: Sequence[str]):
+    """{task: the mean entropy of SF's action distribution over the valid steps of the task} (tasks without one: left
+    out); the entropy is SF's own, the one `train/entropy` averages over the whole minibatch."""
+    return per_task_means(distribution.entropy(), task_idx, valids.bool(), task_names)
+
+
 class KickstartLearner(FixedLearner):
     """With layout=None: FixedLearner (a plain APPO run)."""
 
@@ -78,6 +90,15 @@ class KickstartLearner(FixedLearner):
     def enabled(self) -> bool:
         return self.layout is not None
 
+    @functools.cached_property
+    def task_names(self) -> Sequence[str]:
+        """The run's full task list, index == task id (the teacher routing's; the suite's without teachers)."""
+        return self.layout.routing.task_names if self.enabled else default_task_names(self.cfg.env)
+
+    def _has_task_ids(self, obs) -> bool:
+        """Whether each step's task id goes into the batch: the env has task ids, or re-engaging λ (task 0 without)."""
+        return TASK_ID_KEY in obs or (self.enabled and self.weights.reengage)
+
     # ---------------------------------------------------------------- PBT
     def _maybe_update_cfg(self) -> None:
         """PBT's new cfg: α scale and ρ_i go to the kickstart weights (cfg keeps the run's flags), the rest to SF."""
@@ -89,6 +110,7 @@ class KickstartLearner(FixedLearner):
 
     # ---------------------------------------------------------------- batch and loss
     def _prepare_batch(self, batch):
+        batch = copy.copy(batch)  # shallow: never modify the batcher's buffers dict
         if self.enabled:
             if self._dumps_left > 0:
                 flat = lambda x: x[:, :-1].reshape((-1,) + tuple(x.shape[2:])).clone()  # noqa: E731
@@ -96,10 +118,9 @@ class KickstartLearner(FixedLearner):
                     obs={k: flat(v) for k, v in batch["obs"].items()},
                     teacher_rnn=flat(batch["rnn_states"][..., self.layout.student_rnn :]),
                 )
-            batch = copy.copy(batch)  # shallow: never modify the batcher's buffers dict
             batch["rnn_states"] = batch["rnn_states"][..., : self.layout.student_rnn]
-            if self.weights.reengage:  # λ per task: each step's task id, before SF normalises the observations
-                batch[TASK_IDX] = step_task_ids(batch["obs"], batch["teacher_idx"])
+        if self._has_task_ids(batch["obs"]):  # λ and entropy per task: before SF normalises the observations
+            batch[TASK_IDX] = step_task_ids(batch["obs"], batch["dones"])
         return super()._prepare_batch(batch)
 
     def _calculate_losses(self, mb, num_invalids):
@@ -208,18 +229,22 @@ class KickstartLearner(FixedLearner):
     def _record_summaries(self, train_loop_vars):
         var = train_loop_vars
         stats = super()._record_summaries(train_loop_vars)
+        task_idx = var.mb[TASK_IDX] if TASK_IDX in var.mb else None
+        if task_idx is not None:  # SF writes each stats key K as train/K
+            entropies = task_entropies(var.action_distribution, task_idx, var.mb.valids, self.task_names)
+            stats.update({tags.train_key(tags.task_entropy(task)): h for task, h in entropies.items()})
         if self.enabled and "ks_term" in var:
             stats.policy_loss = float(var.ks_rl_policy_loss)  # train/policy_loss stays the RL term alone
             stats.value_loss = float(var.ks_rl_value_loss)  # train/value_loss too
-            self._ks_pending = self._kickstart_summaries(var.ks_term, var.ks_tidx)
+            self._ks_pending = self._kickstart_summaries(var.ks_term, var.ks_tidx, task_idx)
             if "ks_value_term" in var:
                 self._ks_pending.update(value_summaries(var.ks_value_term))
         return stats
 
     @torch.no_grad()
-    def _kickstart_summaries(self, term, tidx) -> Dict[str, float]:
+    def _kickstart_summaries(self, term, tidx, task_idx: Optional[torch.Tensor] = None) -> Dict[str, float]:
         """The kickstart stats message (`sf.observers`): name relative to `kickstart/` -> value; per task under
-        TASK_LAMBDA (and TASK_FACTOR, re-engaging λ)."""
+        TASK_LAMBDA (and TASK_FACTOR, re-engaging λ; TASK_TEACHER_ENTROPY, with the steps' task ids)."""
         lambdas = self.weights.lambdas(self.env_steps)
         out = term_summaries(term)
         kl, agree = term.kl, term.agreement
@@ -236,11 +261,14 @@ class KickstartLearner(FixedLearner):
                 if agree is not None:  # categorical heads only
                     out[f"action_agreement_{name}"] = masked_mean(agree, rows)
                 out[f"loss_{name}"] = masked_mean(term.weights * term.divergence, rows)
-        task_names = self.layout.routing.task_names
+        task_names = self.task_names
         if len(task_names) > 1 or self.weights.reengage:
             out[TASK_LAMBDA] = dict(zip(task_names, map(float, self.weights.task_lambdas(self.env_steps))))
         if self.weights.reengage:
             out[TASK_FACTOR] = self.weights.task_factors()
+        if task_idx is not None:  # H(π_T) of the kickstart term's diagnostics (categorical: of the stored logits)
+            teacher_entropy = term.diagnostics["teacher_entropy"]
+            out[TASK_TEACHER_ENTROPY] = per_task_means(teacher_entropy, task_idx, term.supervised, task_names)
         return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
 
     def train(self, batch):

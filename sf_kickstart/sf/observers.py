@@ -3,9 +3,10 @@ stats, and the student-score path of adaptive and re-engaging λ.
 
   * The kickstart stats message (`tags.KS_STATS_MSG`, sent by `sf.learner.KickstartLearner` with its training stats):
     the kickstart summaries by name relative to `kickstart/` ("loss", "lambda_<teacher>", ...), per-task λ under
-    `TASK_LAMBDA` as {task: λ} and re-engaging λ's factors under `TASK_FACTOR` as {task: g_k}. `kickstart_tags` turns
-    it into tensorboard tags: the one place the `kickstart/` prefix is added (`tags.kickstart`, `tags.task_lambda`,
-    `tags.task_factor`); `write_kickstart_stats` writes them, the progress line reads them.
+    `TASK_LAMBDA` as {task: λ}, re-engaging λ's factors under `TASK_FACTOR` as {task: g_k} and the teacher's entropy
+    per supervised task under `TASK_TEACHER_ENTROPY` as {task: H(π_T)}. `kickstart_tags` turns it into tensorboard
+    tags: the one place the `kickstart/` prefix is added (`tags.kickstart`, `tags.task_lambda`, `tags.task_factor`,
+    `tags.task_teacher_entropy`); `write_kickstart_stats` writes them, the progress line reads them.
   * `AdaptiveLambda`: at each of SF's summaries the student's running scores, per teacher and per task, go from the
     runner to that policy's learner worker (`sf.runner.KickstartLearnerWorker.on_student_scores`), which updates
     the learner's `kickstart.weights.KickstartWeights`: adaptive λ's f_i (`kickstart.adaptive` is the rule) or
@@ -30,7 +31,12 @@ from sf_kickstart.suites.scoring import published_task_scores
 TASK_LAMBDA = "task_lambda"
 #: its entry {task: re-engaging λ's factor g_k} (supervised tasks, re-engaging λ only)
 TASK_FACTOR = "task_factor"
-PER_TASK = {TASK_LAMBDA: tags.task_lambda, TASK_FACTOR: tags.task_factor}  # entry -> its tags, one per task
+#: its entry {task: the teacher's mean H(π_T) on the task's supervised steps} (envs with task ids)
+TASK_TEACHER_ENTROPY = "task_teacher_entropy"
+#: entry -> its tags, one per task
+PER_TASK = {
+    TASK_LAMBDA: tags.task_lambda, TASK_FACTOR: tags.task_factor, TASK_TEACHER_ENTROPY: tags.task_teacher_entropy,
+}
 
 
 def kickstart_tags(stats: Mapping) -> Dict[str, float]:
