@@ -3,7 +3,7 @@ student, and a full-state (privileged) teacher kickstarts a partially observed r
 bootstrap CIs over seeds (`sf_kickstart.stats`).
 
     python -m benchmarks.continuous_kickstart                      # the whole grid (defaults: ~2.5 h on 2 cores)
-    python -m benchmarks.continuous_kickstart --analyze_only       # the tables and figure from the runs on disk
+    python -m benchmarks.continuous_kickstart --analyze_only       # the tables and figure from the runs / records
     python -m benchmarks.continuous_kickstart --teacher_dirs=mujoco_halfcheetah=zoo:mujoco_halfcheetah_small
 
 (a) Small teacher -> larger student, on each of --tasks (`mujoco_halfcheetah` and `mujoco_hopper`. Hopper rather than
@@ -51,8 +51,13 @@ Definitions (what the tables and floors measure):
 Runs are done one at a time, teachers first, then the students seed-major (every arm of seed 0, then seed 1, ...); a
 run whose latest checkpoint holds its budget is skipped, an unfinished one resumes from its last checkpoint (SF's
 resume, the kickstart state with it), so the script can be stopped and started again. A run that fails is reported
-and retried on the next invocation. Output: --out/continuous_kickstart_cpu.md and .json, and the curves figure
-continuous_kickstart_curves.png (mean over seeds, 95 % bootstrap band).
+and retried on the next invocation. Each finished run (and each teacher, with its evaluations) is also kept as a run
+record, `--records/<experiment>.json` (`benchmarks/run_records`: its return curve, config, trained frames and
+evaluations; committed): a run with a finished record is skipped too, and analysed from its record when its
+experiment dir is not on this machine, so seeds run in different sessions are reported together (a teacher trained
+here is still needed on disk while any of its students trains). Every invocation, `--analyze_only` too, writes the
+records of finished runs on disk that have none yet. Output: --out/continuous_kickstart_cpu.md and .json, and the
+curves figure continuous_kickstart_curves.png (mean over seeds, 95 % bootstrap band).
 """
 
 from __future__ import annotations
@@ -66,10 +71,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from benchmarks.multiteacher_efficiency import evaluate_teachers
+from benchmarks.run_records import RunRecord, open_run, record_of, record_path, run_name, save_record
 from sf_kickstart import tags
 from sf_kickstart.errors import ExperimentError
-from sf_kickstart.evaluation_cache import read_scores
-from sf_kickstart.events import Series, policy_summary_dir, read_scalars
+from sf_kickstart.events import Series
 from sf_kickstart.experiments import resolve_experiment_dir, trained_frames
 from sf_kickstart.paths import REPO_ROOT
 from sf_kickstart.processes import run_train
@@ -78,6 +83,7 @@ from sf_kickstart.stats import improvement_ci, mean_ci
 from sf_kickstart.suites.mujoco import ENV_PREFIX, POMDP_SUFFIX
 
 RETURN_TAG = tags.REWARD  # reward/reward
+RECORD_TAGS = (RETURN_TAG,)  # what the analysis reads of a run's summaries
 FULL_ARMS = ("scratch", "ks_linear_ce", "ks_linear_mse", "ks_adaptive_ce", "ks_adaptive_mse")
 POMDP_ARMS = ("pomdp_scratch", "pomdp_ks", "pomdp_ks_value")
 SCRATCH = {"full": "scratch", "pomdp": "pomdp_scratch"}
@@ -133,16 +139,28 @@ def student_plan(args) -> List[dict]:
     return plan
 
 
-def finished(exp_dir: str, frames: int) -> bool:
-    """The run's latest checkpoint holds its budget (Sample Factory stops at or just past it)."""
-    done = trained_frames(exp_dir) if os.path.isdir(exp_dir) else None
-    return done is not None and done >= frames
+def finished(exp_dir: str, frames: int, records_dir: Optional[str] = None) -> bool:
+    """The run's latest checkpoint, or its record, holds its budget (Sample Factory stops at or just past it)."""
+    record = record_of(records_dir, exp_dir) if records_dir else None
+    done = (trained_frames(exp_dir) if os.path.isdir(exp_dir) else None, record and record.trained_frames)
+    return any(d is not None and d >= frames for d in done)
+
+
+def save_run(args, exp_dir: str) -> None:
+    """Write the record of a run (or a teacher) from its dir."""
+    save_record(exp_dir, record_path(args.records, run_name(exp_dir)), RECORD_TAGS, train_dir=args.train_dir)
+
+
+def view(args, exp_dir: str) -> Optional[RunRecord]:
+    """A run as the analysis reads it: from its dir when on this machine, else from its record (None: neither)."""
+    return open_run(exp_dir, args.records, RECORD_TAGS, train_dir=args.train_dir)
 
 
 def train(args, name: str, frames: int, flags: Sequence[str]) -> Optional[str]:
-    """One run to its budget (resumed when unfinished, skipped when done); the error text when it failed."""
+    """One run to its budget (resumed when unfinished, skipped when done), its record saved; the error text when it
+    failed."""
     exp_dir = os.path.join(args.train_dir, name)
-    if finished(exp_dir, frames):
+    if finished(exp_dir, frames, args.records):
         print(f"[continuous_kickstart] {name}: done, skipped", flush=True)
         return None
     print(f"[continuous_kickstart] {name}: training to {frames} frames", flush=True)
@@ -153,37 +171,72 @@ def train(args, name: str, frames: int, flags: Sequence[str]) -> Optional[str]:
     except RuntimeError as exc:
         print(f"[continuous_kickstart] {name}: FAILED ({exc})", flush=True)
         return str(exc)
+    save_run(args, exp_dir)
     return None
 
 
+def tasks_of(args) -> List[str]:
+    """Every task that needs a teacher, once."""
+    return list(dict.fromkeys([*args.tasks, *args.pomdp_tasks]))
+
+
+def teacher_dir(args, task: str) -> str:
+    """The experiment dir of a task's teacher: given by --teacher_dirs (a dir, zoo:NAME, hf://...: resolved), else
+    trained here. It may not be on this machine (then only its record may be)."""
+    given = args.teacher_dirs.get(task)
+    if given is None:
+        return os.path.join(args.train_dir, teacher_name(task))
+    try:
+        return resolve_experiment_dir(given, args.train_dir)
+    except ExperimentError:
+        return given
+
+
+def needs_teacher(args, task: str) -> bool:
+    """Some kickstarted student of the task has still to train."""
+    return any(r["task"] == task and r["arm"] not in SCRATCH.values()
+               and not finished(os.path.join(args.train_dir, r["name"]), r["frames"], args.records)
+               for r in student_plan(args))
+
+
 def teacher_dirs(args) -> Dict[str, str]:
-    """task -> its teacher's experiment dir (or zoo:/hf:// name): given by --teacher_dirs, else trained here."""
+    """task -> its teacher as the students' --teacher names it: given by --teacher_dirs, else trained here; a teacher
+    finished in another session whose dir is not on this machine is left out while no student needs it."""
     teachers = {}
-    for task in dict.fromkeys([*args.tasks, *args.pomdp_tasks]):
+    for task in tasks_of(args):
         if task in args.teacher_dirs:
             teachers[task] = args.teacher_dirs[task]
             continue
-        name = teacher_name(task)
+        name, exp_dir = teacher_name(task), teacher_dir(args, task)
         error = train(args, name, args.teacher_frames, [f"--preset={PRESETS['teacher']}", f"--env={task}",
                                                         f"--seed={args.teacher_seed}"])
         if error:
             raise SystemExit(f"teacher {name} failed: {error}")
-        teachers[task] = os.path.join(args.train_dir, name)
+        if os.path.isdir(exp_dir):
+            teachers[task] = exp_dir
+        elif needs_teacher(args, task):
+            raise SystemExit(f"teacher {name} finished in another session (its record: "
+                             f"{record_path(args.records, name)}) but its checkpoint is not in {exp_dir}, and students "
+                             f"of {task} still need it: restore it, give --teacher_dirs={task}=DIR, or delete the "
+                             "record to train it again (the students run so far then had another teacher)")
     return teachers
 
 
 def run_grid(args) -> Dict[str, str]:
-    """Teachers, their evaluations (adaptive λ's G_T; R_T of a teacher without a curve), then every student."""
+    """Teachers, their evaluations (adaptive λ's G_T; R_T of a teacher without a curve) and records, then every
+    student."""
     teachers = teacher_dirs(args)
     dirs = {t: resolve_experiment_dir(d, args.train_dir) for t, d in teachers.items()}
     if any(a.startswith("ks_adaptive") for a in args.arms):
-        evaluate_teachers([dirs[t] for t in args.tasks], args.eval_episodes, train_dir=args.train_dir)
-    curveless = [d for d in dirs.values() if read_return_curve(d) is None]
+        evaluate_teachers([dirs[t] for t in args.tasks if t in dirs], args.eval_episodes, train_dir=args.train_dir)
+    curveless = [d for d in dirs.values() if return_curve(view(args, d)) is None]
     evaluate_teachers(curveless, args.eval_episodes, policy="sampled", train_dir=args.train_dir)
+    for exp_dir in dirs.values():
+        save_run(args, exp_dir)
     failures = {}
     for run in student_plan(args):
         flags = [f"--preset={run['preset']}", f"--env={run['env']}", f"--seed={run['seed']}",
-                 *arm_flags(run["arm"], teachers[run["task"]], args)]
+                 *arm_flags(run["arm"], teachers.get(run["task"]), args)]
         error = train(args, run["name"], run["frames"], flags)
         if error:
             failures[run["name"]] = error
@@ -191,9 +244,9 @@ def run_grid(args) -> Dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------------- analysis
-def read_return_curve(exp_dir: str) -> Optional[Series]:
-    """The run's `reward/reward` curve (None: no such summary yet)."""
-    series = read_scalars(policy_summary_dir(exp_dir))[0].get(RETURN_TAG) if os.path.isdir(exp_dir) else None
+def return_curve(run: Optional[RunRecord]) -> Optional[Series]:
+    """The run's `reward/reward` curve (None: no such summary yet, or no run)."""
+    series = None if run is None else run.scalars.get(RETURN_TAG)
     return series if series is not None and len(series) else None
 
 
@@ -258,42 +311,52 @@ def gain_floor(finals: Sequence[Optional[float]], baseline: Sequence[Optional[fl
 
 
 def load_runs(args) -> Dict[str, Dict[str, List[dict]]]:
-    """panel (the student env) -> arm -> [dict(seed, curve, frames)] of the runs on disk."""
+    """panel (the student env) -> arm -> [dict(seed, curve, frames)] of the runs on disk or in records."""
     panels: Dict[str, Dict[str, List[dict]]] = {}
     for run in student_plan(args):
-        exp_dir = os.path.join(args.train_dir, run["name"])
         arms = panels.setdefault(run["env"], {}).setdefault(run["arm"], [])
-        if os.path.isdir(exp_dir):
-            arms.append(dict(seed=run["seed"], curve=read_return_curve(exp_dir), frames=trained_frames(exp_dir)))
+        found = view(args, os.path.join(args.train_dir, run["name"]))
+        if found is not None:
+            arms.append(dict(seed=run["seed"], curve=return_curve(found), frames=found.trained_frames))
     return panels
 
 
-def teacher_summary(exp_dir: Optional[str], train_dir: str) -> dict:
-    """R_T, F_T, trained frames and the greedy evaluation of a teacher (all None for one not on disk)."""
-    if exp_dir is None:
-        return dict(final_return=None, frames=None, source="not on disk", path="–", trained_frames=None, greedy=None)
-    greedy = read_scores(exp_dir, "greedy", train_dir=train_dir)
-    sampled = read_scores(exp_dir, "sampled", train_dir=train_dir)
-    ref = teacher_reference(read_return_curve(exp_dir), trained_frames(exp_dir),
+def teacher_view(args, task: str) -> Optional[RunRecord]:
+    """A task's teacher through `view`; one read from its dir also takes from its record the evaluations this machine
+    lacks (a zoo teacher's sampled one is written under the train_dir of the session that made it)."""
+    exp_dir = teacher_dir(args, task)
+    teacher, saved = view(args, exp_dir), record_of(args.records, exp_dir)
+    if teacher is not None and saved is not None:
+        teacher.scores = {**saved.scores, **teacher.scores}
+    return teacher
+
+
+def teacher_summary(teacher: Optional[RunRecord]) -> dict:
+    """R_T, F_T, trained frames and the greedy evaluation of a teacher (all None for one neither on disk nor in
+    records)."""
+    if teacher is None:
+        return dict(final_return=None, frames=None, source="not on disk", name="–", path="–", trained_frames=None,
+                    greedy=None)
+    greedy, sampled = teacher.scores.get("greedy"), teacher.scores.get("sampled")
+    ref = teacher_reference(return_curve(teacher), teacher.trained_frames,
                             None if sampled is None else float(sampled["suite_score"]))
-    return dict(ref, path=exp_dir, trained_frames=trained_frames(exp_dir),
+    return dict(ref, name=teacher.name, path=teacher.source, trained_frames=teacher.trained_frames,
                 greedy=None if greedy is None else dict(mean=greedy["suite_score"], ci=greedy["suite_score_ci"],
                                                          episodes=greedy["episodes"]))
 
 
-def find_teacher(args, task: str) -> Optional[str]:
-    """The teacher's dir of a task (given or trained here); None when there is none yet."""
-    try:
-        return resolve_experiment_dir(args.teacher_dirs.get(task, os.path.join(args.train_dir, teacher_name(task))),
-                                      args.train_dir)
-    except ExperimentError:
-        return None
+def export_records(args) -> None:
+    """Records for the finished runs and teachers on disk that have none yet (finished before records were kept)."""
+    teachers = [(teacher_dir(args, t), 0 if t in args.teacher_dirs else args.teacher_frames) for t in tasks_of(args)]
+    students = [(os.path.join(args.train_dir, r["name"]), r["frames"]) for r in student_plan(args)]
+    for exp_dir, frames in teachers + students:
+        if finished(exp_dir, frames) and not os.path.isfile(record_path(args.records, run_name(exp_dir))):
+            save_run(args, exp_dir)
 
 
 def analyze(args, failures: Dict[str, str]) -> dict:
     """Every number of the report: teachers, per panel and arm the summaries, the floors."""
-    teachers = {t: teacher_summary(find_teacher(args, t), args.train_dir)
-                for t in dict.fromkeys([*args.tasks, *args.pomdp_tasks])}
+    teachers = {t: teacher_summary(teacher_view(args, t)) for t in tasks_of(args)}
     panels = load_runs(args)
     result = dict(args={k: v for k, v in vars(args).items()}, teachers=teachers, panels={}, floors=[],
                   failures=failures)
@@ -372,7 +435,7 @@ def teacher_lines(teachers: Dict[str, dict]) -> List[str]:
     for task, t in teachers.items():
         g = t["greedy"]
         greedy = "–" if g is None else f"{fmt(g['mean'])} [{fmt(g['ci'][0])}, {fmt(g['ci'][1])}] ({g['episodes']} ep.)"
-        lines.append(f"| {task} | `{os.path.basename(t['path'])}` | {t['trained_frames'] or '–'} | "
+        lines.append(f"| {task} | `{t['name']}` | {t['trained_frames'] or '–'} | "
                      f"{fmt(t['final_return'])} | {frames_text(t['frames'])} | {t['source']} | {greedy} |")
     return lines
 
@@ -509,7 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--eval_episodes", type=int, default=100, help="the teachers' evaluation")
     ap.add_argument("--train_dir", default=os.path.join(REPO_ROOT, "bench_out", "continuous_kickstart"))
     ap.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results"))
-    ap.add_argument("--analyze_only", action="store_true", help="the report from the runs on disk; trains nothing")
+    ap.add_argument("--records", default=None, help="where each finished run's record is kept (default: "
+                                                     "OUT/continuous_kickstart_runs, i.e. "
+                                                     "benchmarks/results/continuous_kickstart_runs)")
+    ap.add_argument("--analyze_only", action="store_true", help="the report from the runs on disk and the records; "
+                                                                "trains nothing")
     ap.add_argument("extra", nargs="*", help="extra flags for every run (after --)")
     return ap
 
@@ -525,6 +592,7 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     if args.pomdp_ks_end_frames is None:
         args.pomdp_ks_end_frames = args.pomdp_frames // 2
     args.train_dir = os.path.abspath(args.train_dir)
+    args.records = os.path.abspath(args.records or os.path.join(args.out, "continuous_kickstart_runs"))
     return args
 
 
@@ -533,6 +601,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse(argv)
     os.makedirs(args.train_dir, exist_ok=True)
     failures = {} if args.analyze_only else run_grid(args)
+    export_records(args)
     print(write_report(analyze(args, failures), args.out, argv))
     return 0
 

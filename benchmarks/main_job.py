@@ -4,13 +4,17 @@ brake, `sf/fixes/lr_schedule.py`), with
 per-task curves, the collapse diagnostics of issue 20 and its acceptance checks.
 
     python -m benchmarks.main_job --arms=scratch_const,ks_main,scratch_fixed --seeds=0,1,2
-    python -m benchmarks.main_job --analyze_only            # the tables and figure from the runs on disk
+    python -m benchmarks.main_job --analyze_only            # the tables and figure from the runs on disk / records
 
 Each arm × seed is one `python -m sf_kickstart.train` run of --frames env frames (`cfg/minigrid_large_student.yaml`,
 the arm's own flags, `--seed`), then `python -m sf_kickstart.evaluate` of its final checkpoint against the teacher,
 100 greedy and 100 sampled episodes per task on the same episode seeds. Runs are done one at a time, in the order
 given (seed-major, so the first seeds of every arm finish first); a run whose evaluation is on disk is skipped, an
 unfinished one resumes from its last checkpoint (SF's resume), so the script can be stopped and started again.
+Each finished run is also kept as a run record, `--records/<arm>_s<seed>.json` (`benchmarks/run_records`: its
+curves, diagnostics, evaluations and config; committed): a run with a finished record is skipped too, and analysed
+from its record when its experiment dir is not on this machine, so seeds run in different sessions are reported
+together. Every invocation, `--analyze_only` too, writes the records of finished runs on disk that have none yet.
 
 What it reports (`benchmarks/results/main_job_cpu.md` / `.json`, figure `main_job_curves.png`):
   * the final suite score and each task's score per arm: mean over seeds with a 95 % bootstrap CI over seeds, next to
@@ -36,10 +40,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from benchmarks.run_records import RunRecord, open_run, record_of, record_path, save_record
 from sf_kickstart.evaluation_cache import read_scores
-from sf_kickstart.events import read_scalars
 from sf_kickstart.paths import REPO_ROOT
-from sf_kickstart.experiments import read_config
 from sf_kickstart.processes import run_python, run_train
 from sf_kickstart.sf.fixes.lr_schedule import LINEAR_DECAY, decayed_lr
 from sf_kickstart.stats import mean_ci
@@ -61,21 +64,40 @@ ARMS: Dict[str, List[str]] = {
 DIAGNOSTICS = ("train/entropy", "train/grad_norm", "train/kl_divergence", "train/ratio_max", "train/fraction_clipped",
                "train/lr", "train/adam_max_second_moment", "train/version_diff_avg", "train/value_loss", "train/adv_std")
 POLICIES = ("greedy", "sampled")
+# what read_run reads, and the per-task entropy and λ a later analysis of issue 20 needs (not recoverable later)
+RECORD_TAGS = ("suite/score", "suite/*_normalized", "eval/suite_score", *DIAGNOSTICS, "train/task_entropy/*",
+               "kickstart/task_teacher_entropy/*", "kickstart/task_lambda/*", "kickstart/task_factor/*")
 
 
 def exp_name(arm: str, seed: int) -> str:
     return f"{arm}_s{seed}"
 
 
-def finished(exp_dir: str, frames: int) -> bool:
-    data = read_scores(exp_dir, "sampled")
-    return data is not None and int(data.get("env_steps", 0)) >= frames * 0.99
+def finished(exp_dir: str, frames: int, records_dir: Optional[str] = None) -> bool:
+    """The run's sampled evaluation, on disk or in its record, is of its final checkpoint."""
+    record = record_of(records_dir, exp_dir) if records_dir else None
+    caches = (read_scores(exp_dir, "sampled"), record and record.scores.get("sampled"))
+    return any(data is not None and int(data.get("env_steps", 0)) >= frames * 0.99 for data in caches)
+
+
+def save_run(args, name: str) -> None:
+    save_record(os.path.join(args.train_dir, name), record_path(args.records, name), RECORD_TAGS, POLICIES,
+                args.train_dir)
+
+
+def export_records(args) -> None:
+    """Records for the finished runs on disk that have none yet (runs finished before records were kept)."""
+    for arm in args.arms:
+        for name in (exp_name(arm, seed) for seed in args.seeds):
+            if finished(os.path.join(args.train_dir, name), args.frames) and not os.path.isfile(
+                    record_path(args.records, name)):
+                save_run(args, name)
 
 
 def run_one(args, arm: str, seed: int) -> None:
     name = exp_name(arm, seed)
     exp_dir = os.path.join(args.train_dir, name)
-    if finished(exp_dir, args.frames):
+    if finished(exp_dir, args.frames, args.records):
         print(f"[main_job] {name}: done, skipped", flush=True)
         return
     print(f"[main_job] {name}: training {args.frames} frames", flush=True)
@@ -87,6 +109,7 @@ def run_one(args, arm: str, seed: int) -> None:
         run_python(["-m", "sf_kickstart.evaluate", exp_dir, f"--train_dir={args.train_dir}", f"--teacher={TEACHER}",
                     f"--episodes={args.episodes}", f"--policy={policy}", "--no_progress"],
                    log_path=os.path.join(args.train_dir, f"{name}.eval.log"), check=True, append=True)
+    save_run(args, name)
 
 
 # ---------------------------------------------------------------- reading runs
@@ -102,11 +125,11 @@ def at_marks(series, marks: np.ndarray, window: float) -> np.ndarray:
     return out
 
 
-def read_run(exp_dir: str, marks: np.ndarray, window: float) -> Optional[dict]:
-    summary = os.path.join(exp_dir, ".summary", "0")
-    if not os.path.isdir(summary):
+def read_run(view: Optional[RunRecord], marks: np.ndarray, window: float) -> Optional[dict]:
+    """A run's curves, diagnostics and final evaluations, from its dir or its record (`run_records.open_run`)."""
+    if view is None or not view.scalars:
         return None
-    scalars, _ = read_scalars(summary)
+    scalars = view.scalars
     tasks = sorted(t[len("suite/"):-len("_normalized")] for t in scalars if t.startswith("suite/")
                    and t.endswith("_normalized") and t != "suite/mean_normalized")
     run = dict(frames=float(scalars["suite/score"].last_step) if "suite/score" in scalars else 0.0,
@@ -120,21 +143,20 @@ def read_run(exp_dir: str, marks: np.ndarray, window: float) -> Optional[dict]:
         if tag in scalars:
             run["diagnostics"][tag] = scalars[tag]
     for policy in POLICIES:
-        data = read_scores(exp_dir, policy)
+        data = view.scores.get(policy)
         if data is not None:
             run["final"][policy] = dict(evaluated(data), env_steps=int(data["env_steps"]))
-    run["brake"] = brake_activity(exp_dir, run)
+    run["brake"] = brake_activity(view.config, run)
     return run
 
 
-def brake_activity(exp_dir: str, run: dict) -> Optional[dict]:
+def brake_activity(cfg: Optional[dict], run: dict) -> Optional[dict]:
     """How much the KL brake slowed a run: the share of summaries whose `train/lr` is under 0.99 × its schedule's rate
     (`sf.fixes.lr_schedule.decayed_lr`, or the constant rate), the lowest lr / schedule ratio, and the KL's median and
-    share above 2 × SF's default threshold (0.016)."""
+    share above 2 × SF's default threshold (0.016). `cfg`: the run's config."""
     lr, kl = run["diagnostics"].get("train/lr"), run["diagnostics"].get("train/kl_divergence")
-    if lr is None or kl is None:
+    if lr is None or kl is None or cfg is None:
         return None
-    cfg = read_config(exp_dir)
     base, budget = float(cfg["learning_rate"]), float(cfg["train_for_env_steps"])
     decays = cfg.get("lr_schedule") == LINEAR_DECAY
     scheduled = np.array([decayed_lr(base, t, budget) if decays else base for t in lr.steps])
@@ -310,7 +332,9 @@ def analyze(args) -> dict:
     runs, names = {}, {}
     for arm in args.arms:
         for seed in args.seeds:
-            run = read_run(os.path.join(args.train_dir, exp_name(arm, seed)), marks, args.mark / 2)
+            view = open_run(os.path.join(args.train_dir, exp_name(arm, seed)), args.records, RECORD_TAGS,
+                            train_dir=args.train_dir)
+            run = read_run(view, marks, args.mark / 2)
             if run is not None:
                 runs.setdefault(arm, []).append(run)
                 names.setdefault(arm, []).append(exp_name(arm, seed))
@@ -377,12 +401,16 @@ def main(argv=None) -> int:
     ap.add_argument("--scratch_arm", default="scratch_fixed")
     ap.add_argument("--train_dir", default=os.path.join(REPO_ROOT, "bench_out", "main_job"))
     ap.add_argument("--out", default=os.path.join(REPO_ROOT, "benchmarks", "results"))
+    ap.add_argument("--records", default=None, help="where each finished run's record is kept (default: "
+                                                     "OUT/main_job_runs, i.e. benchmarks/results/main_job_runs)")
     ap.add_argument("--analyze_only", action="store_true")
     args = ap.parse_args(argv)
+    args.records = args.records or os.path.join(args.out, "main_job_runs")
     if not args.analyze_only:
         for seed in args.seeds:
             for arm in args.arms:
                 run_one(args, arm, seed)
+    export_records(args)
     analyze(args)
     return 0
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 from tensorboardX import SummaryWriter
 
 from benchmarks import continuous_kickstart as ck
+from sf_kickstart.evaluation_cache import FORMAT, cache_path, write_json
 from sf_kickstart.events import Series
+from sf_kickstart.experiments import resolve_experiment_dir
 
 
 def series(points):
@@ -172,13 +175,25 @@ SYNTHETIC = {
 }
 
 
-def test_the_report_from_runs_on_disk(tmp_path):
-    train_dir, out = str(tmp_path / "td"), str(tmp_path / "out")
+RUN_ARMS = "scratch,ks_linear_ce,ks_linear_mse,pomdp_scratch,pomdp_ks,pomdp_ks_value"  # SYNTHETIC's
+
+
+def fake_runs(train_dir: str) -> None:
     for name, points in SYNTHETIC.items():
         fake_run(train_dir, name, points, 300_032 if name.startswith("teacher") else 100_352)
-    argv = ["--tasks=mujoco_hopper", "--pomdp_tasks=mujoco_hopper", "--seeds=0,1", "--student_frames=100000",
-            "--pomdp_frames=100000", "--arms=scratch,ks_linear_ce,ks_linear_mse,ks_adaptive_ce,pomdp_scratch,"
-            "pomdp_ks,pomdp_ks_value", f"--train_dir={train_dir}", f"--out={out}", "--analyze_only"]
+
+
+def report_argv(train_dir: str, out: str, arms: str = RUN_ARMS, *more: str):
+    return ["--tasks=mujoco_hopper", "--pomdp_tasks=mujoco_hopper", "--seeds=0,1", "--teacher_frames=300000",
+            "--student_frames=100000", "--pomdp_frames=100000", f"--arms={arms}", f"--train_dir={train_dir}",
+            f"--out={out}", *more]
+
+
+def test_the_report_from_runs_on_disk(tmp_path):
+    train_dir, out = str(tmp_path / "td"), str(tmp_path / "out")
+    fake_runs(train_dir)
+    argv = report_argv(train_dir, out, RUN_ARMS.replace("pomdp_scratch", "ks_adaptive_ce,pomdp_scratch"),
+                       "--analyze_only")
     assert ck.main(argv) == 0
     md = open(os.path.join(out, "continuous_kickstart_cpu.md")).read()
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
@@ -211,3 +226,67 @@ def test_the_report_from_runs_on_disk(tmp_path):
     assert data["curves"]["mujoco_hopper"]["ks_linear_ce"][1]["curve"] == [[50_000, 1000], [100_000, 1200]]
     assert [f["ok"] for f in data["floors"]] == [True, False, False, True, False]
     assert os.path.getsize(os.path.join(out, "continuous_kickstart_curves.png")) > 0
+
+
+def report(out: str):
+    """The report's text and its numbers, less where each teacher was read from (its dir, or its record file)."""
+    data = json.load(open(os.path.join(out, "continuous_kickstart_cpu.json")))
+    paths = {task: t.pop("path") for task, t in data["teachers"].items()}
+    return open(os.path.join(out, "continuous_kickstart_cpu.md")).read(), data, paths
+
+
+def test_the_report_from_records_alone_is_the_report_from_the_dirs(tmp_path):
+    train_dir, out, records = str(tmp_path / "td"), str(tmp_path / "out"), str(tmp_path / "records")
+    fake_runs(train_dir)
+    argv = report_argv(train_dir, out, RUN_ARMS, f"--records={records}", "--analyze_only")
+    assert ck.main(argv) == 0  # exports a record of every finished run on disk
+    assert sorted(os.listdir(records)) == sorted(f"{name}.json" for name in SYNTHETIC)
+    md, data, paths = report(out)
+    shutil.rmtree(train_dir)
+    assert ck.main(argv) == 0
+    md2, data2, paths2 = report(out)
+    assert md2 == md and data2 == data and "| ks_linear_ce | 2 | 65K [50K, 80K] (2/2) | 4.6× |" in md
+    assert paths["mujoco_hopper"] == os.path.join(train_dir, "teacher_hopper")
+    assert paths2["mujoco_hopper"] == os.path.join(records, "teacher_hopper.json")
+
+
+def test_runs_with_a_finished_record_are_not_trained_again(tmp_path, monkeypatch, capsys):
+    train_dir, out, records = str(tmp_path / "td"), str(tmp_path / "out"), str(tmp_path / "records")
+    fake_runs(train_dir)
+    assert ck.main(report_argv(train_dir, out, RUN_ARMS, f"--records={records}", "--analyze_only")) == 0
+    shutil.rmtree(train_dir)  # a fresh machine: only the records are left
+
+    def no_training(*args, **kwargs):
+        raise AssertionError(f"trained {args}")
+
+    monkeypatch.setattr(ck, "run_train", no_training)
+    monkeypatch.setattr(ck, "evaluate_teachers", lambda dirs, *a, **k: assert_empty(dirs))
+    capsys.readouterr()
+    assert ck.main(report_argv(train_dir, out, RUN_ARMS, f"--records={records}")) == 0
+    skipped = [line for line in capsys.readouterr().out.splitlines() if line.endswith(": done, skipped")]
+    assert len(skipped) == len(SYNTHETIC)  # the teacher and every student
+    # a kickstarted student still to train needs the teacher's checkpoint, which its record cannot give
+    with pytest.raises(SystemExit, match="teacher teacher_hopper finished in another session"):
+        ck.main(report_argv(train_dir, out, RUN_ARMS + ",ks_adaptive_ce", f"--records={records}"))
+
+
+def assert_empty(dirs) -> None:
+    assert not list(dirs)
+
+
+def test_a_zoo_teachers_evaluation_made_in_another_session_comes_from_its_record(tmp_path):
+    # a shipped teacher has no return curve: R_T is its sampled evaluation, written under the train_dir of the
+    # session that ran it, so a later session reads it from the teacher's record
+    train_dir, out, records = str(tmp_path / "td"), str(tmp_path / "out"), str(tmp_path / "records")
+    fake_runs(train_dir)
+    zoo = resolve_experiment_dir("zoo:mujoco_halfcheetah_small", None)
+    write_json(cache_path(zoo, "sampled", train_dir=train_dir),
+               dict(format=FORMAT, policy="sampled", suite_score=1500.0, suite_score_ci=[1400.0, 1600.0], episodes=3))
+    argv = report_argv(train_dir, out, RUN_ARMS, f"--records={records}", "--analyze_only",
+                       "--teacher_dirs=mujoco_hopper=zoo:mujoco_halfcheetah_small")
+    assert ck.main(argv) == 0
+    md, data, _ = report(out)
+    assert data["teachers"]["mujoco_hopper"]["final_return"] == 1500.0
+    shutil.rmtree(train_dir)
+    assert ck.main(argv) == 0
+    assert report(out)[:2] == (md, data)

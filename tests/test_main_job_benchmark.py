@@ -1,9 +1,15 @@
 """benchmarks/main_job.py's analysis on synthetic runs, numbers worked out by hand."""
 
+import json
+import os
+import shutil
+
 import numpy as np
 import pytest
+from tensorboardX import SummaryWriter
 
 from benchmarks import main_job
+from sf_kickstart.evaluation_cache import FORMAT, cache_path, write_json
 from sf_kickstart.events import Series
 
 MARKS = np.array([0.5e6, 1e6, 1.5e6, 2e6])
@@ -62,3 +68,79 @@ def test_checks_need_seeds_for_an_interval_and_compare_with_scratch():
     assert main_job.checks(behind, scratch, teacher, MARKS, "greedy")["ahead_of_scratch"]["marks_behind_by_more_than_2"] == [1_500_000]
     trailing = [_run([70] * 4, {}, None, final(80, 99, 40 + i)) for i in range(3)]
     assert main_job.checks(trailing, scratch, teacher, MARKS, "greedy")["trails_on_no_task"]["trailing"] == ["B"]
+
+
+# ------------------------------------------------------------------------------------------------ run records
+TEACHER_TASKS = list(main_job.teacher_scores()["tasks"])
+MARK_STEPS = [250_000, 500_000, 750_000, 1_000_000]
+
+
+def fake_run(train_dir: str, name: str, base: float) -> None:
+    """A finished run as main_job leaves it: summaries, config, both evaluations of its last checkpoint."""
+    exp = os.path.join(train_dir, name)
+    writer = SummaryWriter(os.path.join(exp, ".summary", "0"))
+    for i, step in enumerate(MARK_STEPS):
+        for tag, value in {"suite/score": base + [0, 20, -10, 25][i], "eval/suite_score": base + 5 * i,
+                           "suite/DoorKey-5x5_normalized": base + [0, 30, 0, 30][i], "suite/MemoryS7_normalized": 50.0,
+                           "train/lr": [1e-4, 5e-5, 1e-4, 1e-4][i], "train/kl_divergence": 0.01 * (i + 1),
+                           "train/entropy": 1.0 - 0.1 * i, "perf/fps": 1000.0}.items():
+            writer.add_scalar(tag, value, step)
+    writer.close()
+    with open(os.path.join(exp, "config.json"), "w") as f:
+        json.dump({"learning_rate": 1e-4, "train_for_env_steps": 1_000_000, "lr_schedule": "constant"}, f)
+    for policy in main_job.POLICIES:
+        write_json(cache_path(exp, policy), dict(
+            format=FORMAT, policy=policy, env_steps=1_000_448, suite_score=base + 20, suite_score_ci=[base, base + 30],
+            tasks={t: {"score": base + j} for j, t in enumerate(TEACHER_TASKS)}))
+
+
+def bench_argv(train_dir: str, out: str, records: str, *more: str):
+    return ["--arms=ks_main,scratch_fixed", "--seeds=0,1", "--frames=1000000", "--mark=250000", "--table_every=250000",
+            f"--train_dir={train_dir}", f"--out={out}", f"--records={records}", *more]
+
+
+def fake_runs(tmp_path):
+    train_dir, out, records = str(tmp_path / "td"), str(tmp_path / "out"), str(tmp_path / "records")
+    for j, name in enumerate(["ks_main_s0", "ks_main_s1", "scratch_fixed_s0", "scratch_fixed_s1"]):
+        fake_run(train_dir, name, 50.0 + 3 * j)
+    return train_dir, out, records
+
+
+def report(out: str):
+    return tuple(open(os.path.join(out, f"main_job_cpu.{ext}")).read() for ext in ("md", "json"))
+
+
+def test_the_analysis_from_records_alone_is_the_analysis_from_the_dirs(tmp_path):
+    train_dir, out, records = fake_runs(tmp_path)
+    assert main_job.main(bench_argv(train_dir, out, records, "--analyze_only")) == 0  # exports every finished run
+    assert sorted(os.listdir(records)) == ["ks_main_s0.json", "ks_main_s1.json", "scratch_fixed_s0.json",
+                                           "scratch_fixed_s1.json"]
+    saved = json.load(open(os.path.join(records, "ks_main_s0.json")))
+    assert "perf/fps" not in saved["scalars"] and "suite/DoorKey-5x5_normalized" in saved["scalars"]
+    md, data = report(out)
+    shutil.rmtree(train_dir)
+    assert main_job.main(bench_argv(train_dir, out, records, "--analyze_only")) == 0
+    assert report(out) == (md, data)
+    result = json.loads(data)
+    assert result["seeds"] == {"ks_main": ["ks_main_s0", "ks_main_s1"],
+                               "scratch_fixed": ["scratch_fixed_s0", "scratch_fixed_s1"]}
+    assert result["brake"]["ks_main_s0"]["braked_share"] == 0.25  # from the config the record holds
+    assert [e["task"] for e in result["collapses"]["ks_main_s0"]] == ["DoorKey-5x5"]  # 70 -> 40 at 750K
+    assert "checks" in result
+
+
+def test_a_run_with_a_finished_record_is_not_trained_again(tmp_path, monkeypatch, capsys):
+    train_dir, out, records = fake_runs(tmp_path)
+    assert main_job.main(bench_argv(train_dir, out, records, "--analyze_only")) == 0
+    shutil.rmtree(train_dir)  # a fresh machine: only the records are left
+
+    def no_training(*args, **kwargs):
+        raise AssertionError(f"ran {args}")
+
+    monkeypatch.setattr(main_job, "run_train", no_training)
+    monkeypatch.setattr(main_job, "run_python", no_training)
+    capsys.readouterr()
+    assert main_job.main(bench_argv(train_dir, out, records)) == 0
+    skipped = [line for line in capsys.readouterr().out.splitlines() if line.endswith(": done, skipped")]
+    assert len(skipped) == 4
+    assert not main_job.finished(os.path.join(train_dir, "ks_main_s0"), 2_000_000, records)  # a longer budget
