@@ -20,6 +20,8 @@ bootstrap CIs over seeds (`sf_kickstart.stats`).
       ks_linear_mse      the same, --kickstart_loss=mse_mean (rsl_rl/skrl's behaviour loss on the action mean)
       ks_adaptive_ce     --kickstart_schedule=adaptive (λ until the student matches the teacher's score G_T)
       ks_adaptive_mse    adaptive, mse_mean
+      ks_linear_ce_std1  ks_linear_ce with --kickstart_init_stddev=False: the student's learned std starts at Sample
+                         Factory's 1, not at the teacher's (the presets' --kickstart_init_stddev=True)
     Adaptive λ reads G_T from the teacher's evaluation cache: `python -m sf_kickstart.evaluate TEACHER --no_teachers`
     (greedy, --eval_episodes; run here first when the cache is missing; a zoo teacher ships its own).
 (b) Privileged teacher -> partially observed student, on each of --pomdp_tasks: the same full-state teacher of
@@ -84,7 +86,7 @@ from sf_kickstart.suites.mujoco import ENV_PREFIX, POMDP_SUFFIX
 
 RETURN_TAG = tags.REWARD  # reward/reward
 RECORD_TAGS = (RETURN_TAG,)  # what the analysis reads of a run's summaries
-FULL_ARMS = ("scratch", "ks_linear_ce", "ks_linear_mse", "ks_adaptive_ce", "ks_adaptive_mse")
+FULL_ARMS = ("scratch", "ks_linear_ce", "ks_linear_mse", "ks_adaptive_ce", "ks_adaptive_mse", "ks_linear_ce_std1")
 POMDP_ARMS = ("pomdp_scratch", "pomdp_ks", "pomdp_ks_value")
 SCRATCH = {"full": "scratch", "pomdp": "pomdp_scratch"}
 REACH_FRACTION = 1.0 / 3.0  # floor 1: reach R_T in <= F_T / 3
@@ -121,8 +123,9 @@ def arm_flags(arm: str, teacher: str, args) -> List[str]:
         ks += ["--teacher_obs_map=obs:state", "--kickstart_schedule=linear", "--kickstart_loss=cross_entropy",
                f"--kickstart_end_frames={args.pomdp_ks_end_frames}"]
         return ks + ([f"--kickstart_value_coeff={args.value_coeff}"] if arm == "pomdp_ks_value" else [])
-    _, schedule, loss = arm.split("_")
+    _, schedule, loss, *std1 = arm.split("_")
     ks += [f"--kickstart_schedule={schedule}", f"--kickstart_loss={'mse_mean' if loss == 'mse' else 'cross_entropy'}"]
+    ks += ["--kickstart_init_stddev=False"] if std1 else []  # the presets' True: the student's std starts at 1
     return ks + ([f"--kickstart_end_frames={args.ks_end_frames}"] if schedule == "linear" else [])
 
 

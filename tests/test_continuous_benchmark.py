@@ -96,6 +96,9 @@ def test_every_arm_has_its_flags():
         "--kickstart_schedule=linear", "--kickstart_loss=cross_entropy", "--kickstart_end_frames=100000"]
     assert ck.arm_flags("ks_linear_mse", t, args) == ks + [
         "--kickstart_schedule=linear", "--kickstart_loss=mse_mean", "--kickstart_end_frames=100000"]
+    assert ck.arm_flags("ks_linear_ce_std1", t, args) == ks + [
+        "--kickstart_schedule=linear", "--kickstart_loss=cross_entropy", "--kickstart_init_stddev=False",
+        "--kickstart_end_frames=100000"]
     adaptive = ks + ["--kickstart_schedule=adaptive"]
     assert ck.arm_flags("ks_adaptive_ce", t, args) == adaptive + ["--kickstart_loss=cross_entropy"]
     assert ck.arm_flags("ks_adaptive_mse", t, args) == adaptive + ["--kickstart_loss=mse_mean"]

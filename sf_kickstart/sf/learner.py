@@ -286,10 +286,22 @@ class KickstartLearner(FixedLearner):
             checkpoint[IDENTITY_KEY] = getattr(self.cfg, IDENTITY_KEY, None)  # the teachers this run verified and used
         return checkpoint
 
+    def load_from_checkpoint(self, policy_id, load_progress: bool = True) -> None:
+        """SF's load (at init, before the inference workers get the weights; PBT's exploit); a new run (no checkpoint
+        loaded) with --kickstart_init_stddev then starts its learned log-std at the teachers' (`sf.setup`)."""
+        self._state_loaded = False
+        super().load_from_checkpoint(policy_id, load_progress)
+        if not self._state_loaded and self.enabled and self.layout.init_log_std is not None:
+            log_std = self.actor_critic.action_parameterization.learned_stddev
+            with torch.no_grad():
+                log_std.copy_(torch.as_tensor(self.layout.init_log_std, dtype=log_std.dtype))
+            log.info(f"Student's learned std starts at the teachers': {[round(math.exp(x), 4) for x in log_std]}")
+
     def _load_state(self, checkpoint_dict, load_progress=True):
         """Resume (load_progress=True) restores the kickstart weights; a PBT exploit (False) keeps the new cfg's α and
         ρ_i and copies the source's re-engaging factors g_k with its weights."""
         super()._load_state(checkpoint_dict, load_progress=load_progress)
+        self._state_loaded = True
         state = checkpoint_dict.get(CHECKPOINT_KEY)
         if self.enabled and state is not None and load_progress:
             self.weights.load_state_dict(state)

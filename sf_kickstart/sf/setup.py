@@ -33,6 +33,7 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+import gymnasium as gym
 import torch
 import yaml
 
@@ -119,6 +120,16 @@ def add_loss_args(g) -> None:
         "cross_entropy H(π_T, π_S) (the paper's; closed form for Gaussian heads), reverse_kl KL(π_S ‖ π_T), "
         "mse_mean (μ_S − μ_T)² on the means of continuous heads (categorical heads keep cross_entropy; a space "
         "without a Box head is refused)",
+    )
+    g.add_argument(
+        "--kickstart_init_stddev",
+        default=False,
+        type=str2bool,
+        help="Box actions with Sample Factory's learned std (--adaptive_stddev=False): a new run's student starts its "
+        "log-std at its teacher's (the mean over teachers), not at log(--initial_stddev); resume keeps the "
+        "checkpoint's, no teacher: ignored. Adam moves that one parameter by about the learning rate per step, so "
+        "from SF's initial std 1 a student follows a teacher's std (e.g. 0.18) only slowly and its sampled returns "
+        "lag its mean's",
     )
     g.add_argument(
         "--kickstart_value_coeff",
@@ -395,6 +406,30 @@ def score_targets(cfg, suite: Suite, specs, task_names) -> Dict:
     return {}
 
 
+def teacher_log_std(cfg, action_space, teachers) -> Optional[List[float]]:
+    """--kickstart_init_stddev: the log-std the student starts from, the mean over teachers of each one's learned
+    log-std parameter (SF's `learned_stddev` of --adaptive_stddev=False; same width: the action spaces were checked
+    equal); None without the flag. UserError when the student's or a teacher's std is not such a parameter."""
+    if not cfg.kickstart_init_stddev:
+        return None
+    if not isinstance(action_space, gym.spaces.Box) or cfg.adaptive_stddev:
+        raise UserError(
+            f"--kickstart_init_stddev needs a Box action space and --adaptive_stddev=False (the student's std is then "
+            f"one learned parameter); this student has {describe_actions(action_space)}, "
+            f"--adaptive_stddev={cfg.adaptive_stddev}"
+        )
+    stds = []
+    for teacher in teachers:
+        log_std = getattr(teacher.model.action_parameterization, "learned_stddev", None)
+        if log_std is None:
+            raise TeacherError(
+                f"--kickstart_init_stddev: teacher {teacher.spec.name!r} has a state-dependent std (trained with "
+                f"--adaptive_stddev=True), no learned std to start the student from"
+            )
+        stds.append(log_std.detach().float().cpu())
+    return torch.stack(stds).mean(0).tolist()
+
+
 def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     """Validate schedule and teachers against the student's env; None when there is no teacher. What was validated
     (the schedule, the action heads and divergence, the routing, the pinned teachers) is the layout, used as it is
@@ -441,6 +476,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
         heads=heads,
         loss=cfg.kickstart_loss,
         value_coeff=float(cfg.kickstart_value_coeff),
+        init_log_std=teacher_log_std(cfg, env_info.action_space, bank.teachers),
     )
 
 

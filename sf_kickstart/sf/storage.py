@@ -53,6 +53,7 @@ class KickstartLayout:
     heads: Optional[List[Head]] = None  # the action heads of `action_logits`, in order (`sf.distillation`)
     loss: str = CROSS_ENTROPY  # --kickstart_loss, checked against the heads
     value_coeff: float = 0.0  # --kickstart_value_coeff (> 0: the teachers' values travel in the buffers)
+    init_log_std: Optional[List[float]] = None  # --kickstart_init_stddev: a new student's learned log-std (per dim)
 
     @property
     def task_names(self) -> List[str]:
