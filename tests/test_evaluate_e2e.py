@@ -207,3 +207,36 @@ def tree_digest(root: str) -> dict:
             path = os.path.join(d, f)
             out[os.path.relpath(path, root)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
     return out
+
+
+# ------------------------------------------------------------------------------------------------ per-task entropy
+def _per_task(exp, tag_of):
+    """{task: values} of a per-task tag (`sf_kickstart.tags.task_entropy`, `task_teacher_entropy`) in a run's events."""
+    from sf_kickstart.suites.minigrid import TASK_NAMES
+
+    return {task: [v for _, v in scalars(exp, tag_of(task))] for task in TASK_NAMES if scalars(exp, tag_of(task))}
+
+
+def _in_entropy_range(per_task) -> bool:
+    import math
+
+    return all(0.0 <= v <= math.log(7) + 1e-6 for vs in per_task.values() for v in vs)  # MiniGrid's 7 actions
+
+
+def test_a_from_scratch_run_on_the_suite_writes_each_tasks_entropy(tiny_teacher):
+    from sf_kickstart import tags
+
+    entropy = _per_task(tiny_teacher, tags.task_entropy)
+    assert len(entropy) >= 2 and _in_entropy_range(entropy), entropy
+    assert not _per_task(tiny_teacher, tags.task_teacher_entropy)
+
+
+def test_a_kickstarted_run_writes_its_teachers_entropy_on_the_supervised_tasks_only(student, train_dir):
+    from sf_kickstart import tags
+
+    exp = os.path.join(train_dir, "student")
+    supervised = {"Empty-Random-6x6", "LavaGapS5", "DoorKey-5x5", "MultiRoom-N2-S4"}  # the student fixture's map
+    teacher_entropy, entropy = _per_task(exp, tags.task_teacher_entropy), _per_task(exp, tags.task_entropy)
+    assert teacher_entropy and set(teacher_entropy) <= supervised, teacher_entropy
+    assert set(entropy) - supervised, entropy  # the student's, on unsupervised tasks too
+    assert _in_entropy_range(teacher_entropy) and _in_entropy_range(entropy), (teacher_entropy, entropy)

@@ -15,7 +15,7 @@ from sf_kickstart import tags
 from sf_kickstart.kickstart.loss import per_task_means
 from sf_kickstart.sf.learner import task_entropies
 from sf_kickstart.sf.observers import kickstart_tags
-from tests.e2e_utils import FAST, describe, make_teacher_dir, run_train, scalars
+from tests.e2e_utils import make_teacher_dir
 
 
 def _entropy(p):
@@ -142,44 +142,4 @@ def test_a_kickstarted_learner_writes_its_teachers_entropy_per_supervised_task(t
     written = kickstart_tags(msg)  # what the runner writes
     assert written[tags.task_teacher_entropy(TASKS[1])] == pytest.approx(_entropy(P_C))
 
-
-# ------------------------------------------------------------------------------------------------ end to end
-def _suite_args(tmp_path, experiment, *extra):
-    return [
-        "--env=minigrid_suite", f"--experiment={experiment}", f"--train_dir={tmp_path}", "--encoder_mlp_layers", "32",
-        "--rnn_size=32", "--train_for_env_steps=2000", *FAST, *extra,
-    ]
-
-
-def _per_task(exp, tag_of):
-    from sf_kickstart.suites.minigrid import TASK_NAMES
-
-    return {task: [v for _, v in scalars(exp, tag_of(task))] for task in TASK_NAMES if scalars(exp, tag_of(task))}
-
-
-@pytest.mark.e2e
-def test_a_from_scratch_run_on_the_suite_writes_each_tasks_entropy(tmp_path):
-    proc = run_train(_suite_args(tmp_path, "scratch"))
-    assert proc.returncode == 0, describe(proc)
-    exp = os.path.join(str(tmp_path), "scratch")
-    entropy = _per_task(exp, tags.task_entropy)
-    assert len(entropy) >= 2, entropy  # 8 envs play tasks 0-7
-    assert all(0.0 <= v <= math.log(7) + 1e-6 for vs in entropy.values() for v in vs), entropy
-    assert not _per_task(exp, tags.task_teacher_entropy)
-
-
-@pytest.mark.e2e
-def test_a_kickstarted_run_on_the_suite_writes_its_teachers_entropy_on_the_supervised_tasks(tmp_path):
-    teacher = make_teacher_dir(os.path.join(str(tmp_path), "teacher"))  # MiniGrid spaces, untrained
-    teachers = os.path.join(str(tmp_path), "teachers.yaml")
-    supervised = ["Empty-Random-6x6", "DoorKey-5x5"]
-    with open(teachers, "w") as f:
-        json.dump({task: {"path": teacher} for task in supervised}, f)
-    proc = run_train(_suite_args(tmp_path, "ks", f"--teachers={teachers}", "--kickstart_schedule=constant"))
-    assert proc.returncode == 0, describe(proc)
-    exp = os.path.join(str(tmp_path), "ks")
-    teacher_entropy, entropy = _per_task(exp, tags.task_teacher_entropy), _per_task(exp, tags.task_entropy)
-    assert teacher_entropy and set(teacher_entropy) <= set(supervised), teacher_entropy
-    assert set(entropy) - set(supervised), entropy  # the student's, on unsupervised tasks too
-    values = [v for vs in (*teacher_entropy.values(), *entropy.values()) for v in vs]
-    assert all(0.0 <= v <= math.log(7) + 1e-6 for v in values), (teacher_entropy, entropy)
+# End to end (a from-scratch and a kickstarted run on the suite): tests/test_evaluate_e2e.py, on the runs it makes.
