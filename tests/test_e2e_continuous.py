@@ -130,12 +130,16 @@ def test_tensorboard_has_the_continuous_diagnostics(kickstarted):
     assert all(v > 0 for _, v in scalars(kickstarted, "kickstart/teacher_std"))
 
 
-def test_mse_mean_on_a_discrete_student_exits_2_before_any_worker_starts(tmp_path):
+@pytest.mark.parametrize("flag,error", [
+    ("--kickstart_loss=mse_mean", "--kickstart_loss=mse_mean"),
+    ("--kickstart_init_stddev=True", "--kickstart_init_stddev needs a Box action space"),
+])
+def test_a_continuous_only_flag_on_a_discrete_student_exits_2_before_any_worker_starts(tmp_path, flag, error):
     from tests.e2e_utils import make_teacher_dir
 
     teacher = make_teacher_dir(str(tmp_path / "discrete_teacher"))
-    proc = run_train(["--env=minigrid_DoorKey-5x5", "--experiment=mse_discrete", f"--train_dir={tmp_path}",
-                      f"--teacher={teacher}", "--kickstart_loss=mse_mean", "--device=cpu"], timeout=120)
+    proc = run_train(["--env=minigrid_DoorKey-5x5", "--experiment=continuous_only", f"--train_dir={tmp_path}",
+                      f"--teacher={teacher}", flag, "--device=cpu"], timeout=120)
     assert proc.returncode == 2, describe(proc)
-    assert "sf_kickstart: error: --kickstart_loss=mse_mean" in proc.stderr
+    assert f"sf_kickstart: error: {error}" in proc.stderr
     assert "Traceback" not in proc.stderr

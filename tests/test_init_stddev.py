@@ -13,7 +13,7 @@ import torch
 
 from sf_kickstart.errors import UserError
 from sf_kickstart.sf.setup import teacher_log_std
-from tests.e2e_utils import describe, latest_checkpoint, make_teacher_dir, run_train, trained_experiment
+from tests.e2e_utils import latest_checkpoint, run_train, trained_experiment
 
 BOX = gym.spaces.Box(-1.0, 1.0, (3,))
 LOG_STD_KEY = "action_parameterization.learned_stddev"
@@ -87,12 +87,4 @@ def test_a_new_student_starts_at_the_teachers_std_and_a_resumed_one_keeps_its_ow
     resumed = _train(tmp_path, "plain", 4000, "--kickstart_init_stddev=True")
     np.testing.assert_allclose(resumed, plain, atol=0.1)  # the checkpoint's, not the teacher's
 
-
-@pytest.mark.e2e
-def test_a_discrete_student_with_the_flag_exits_2_before_any_worker_starts(tmp_path):
-    teacher = make_teacher_dir(str(tmp_path / "discrete_teacher"))
-    proc = run_train(["--env=minigrid_DoorKey-5x5", "--experiment=init_std_discrete", f"--train_dir={tmp_path}",
-                      f"--teacher={teacher}", "--kickstart_init_stddev=True", "--device=cpu"], timeout=120)
-    assert proc.returncode == 2, describe(proc)
-    assert "sf_kickstart: error: --kickstart_init_stddev needs a Box action space" in proc.stderr
-    assert "Traceback" not in proc.stderr
+# a discrete student with the flag: exit 2 before any worker starts (tests/test_e2e_continuous.py)
