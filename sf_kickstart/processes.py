@@ -41,6 +41,7 @@ def run_python(args: Sequence[str], log_path: Optional[str] = None, timeout: Opt
     if log_path is None:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     else:
+        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)  # a benchmark's new train_dir
         with open(log_path, "a" if append else "w") as log:
             if append:
                 log.write(f"\n=== {' '.join(cmd)}\n")

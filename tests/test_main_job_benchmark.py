@@ -144,3 +144,13 @@ def test_a_run_with_a_finished_record_is_not_trained_again(tmp_path, monkeypatch
     skipped = [line for line in capsys.readouterr().out.splitlines() if line.endswith(": done, skipped")]
     assert len(skipped) == 4
     assert not main_job.finished(os.path.join(train_dir, "ks_main_s0"), 2_000_000, records)  # a longer budget
+
+
+@pytest.mark.e2e
+def test_a_runs_log_goes_into_a_train_dir_that_does_not_exist_yet(tmp_path):
+    """The benchmarks log each run to <train_dir>/<name>.log before Sample Factory makes train_dir (a fresh machine)."""
+    from sf_kickstart.processes import run_python
+
+    log = tmp_path / "new_train_dir" / "run.log"
+    run_python(["-c", "print('trained')"], log_path=str(log), check=True, append=True)
+    assert "trained" in log.read_text()
