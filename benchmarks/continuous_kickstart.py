@@ -2,7 +2,7 @@
 student, and a full-state (privileged) teacher kickstarts a partially observed recurrent student; 3 seeds, 95 %
 bootstrap CIs over seeds (`sf_kickstart.stats`).
 
-    python -m benchmarks.continuous_kickstart                      # the whole grid (defaults: ~2.5 h on 2 cores)
+    python -m benchmarks.continuous_kickstart                      # the whole grid (defaults: 66 min on 2 cores)
     python -m benchmarks.continuous_kickstart --analyze_only       # the tables and figure from the runs / records
     python -m benchmarks.continuous_kickstart --teacher_dirs=mujoco_halfcheetah=zoo:mujoco_halfcheetah_small
 
