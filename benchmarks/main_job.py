@@ -41,6 +41,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from benchmarks.run_records import RunRecord, open_run, record_of, record_path, save_record
+from sf_kickstart import tags
 from sf_kickstart.evaluation_cache import read_scores
 from sf_kickstart.paths import REPO_ROOT
 from sf_kickstart.processes import run_python, run_train
@@ -135,6 +136,8 @@ def read_run(view: Optional[RunRecord], marks: np.ndarray, window: float) -> Opt
     run = dict(frames=float(scalars["suite/score"].last_step) if "suite/score" in scalars else 0.0,
                train=at_marks(scalars.get("suite/score"), marks, window),
                train_tasks={t: at_marks(scalars.get(f"suite/{t}_normalized"), marks, window) for t in tasks},
+               task_entropy={t: at_marks(scalars[tags.task_entropy(t)], marks, window) for t in tasks
+                             if tags.task_entropy(t) in scalars},
                eval_steps=None, eval=None, diagnostics={}, final={})
     ev = scalars.get("eval/suite_score")
     if ev is not None:
@@ -272,16 +275,18 @@ def curve_table(runs: Dict[str, List[dict]], marks: np.ndarray, every: int) -> L
     return lines
 
 
-def per_task_curves(runs: Dict[str, List[dict]], marks: np.ndarray, every: int) -> List[str]:
+def per_task_curves(runs: Dict[str, List[dict]], marks: np.ndarray, every: int, key: str = "train_tasks",
+                    what: str = "training", digits: int = 0) -> List[str]:
+    """Per arm and task, a run entry `key` ({task: values at the marks}) every `every` frames: mean; min over seeds."""
     shown = [i for i in range(len(marks)) if int(marks[i]) % every == 0]
-    lines = ["| arm / task (training, mean over seeds; min over seeds) | "
+    lines = [f"| arm / task ({what}, mean over seeds; min over seeds) | "
              + " | ".join(f"{marks[i] / 1e6:g}M" for i in shown) + " |", "|---|" + "---|" * len(shown)]
     for arm, rs in runs.items():
-        tasks = sorted({t for r in rs for t in r["train_tasks"]})
+        tasks = sorted({t for r in rs for t in r.get(key, {})})
         for task in tasks:
-            c = np.array([r["train_tasks"].get(task, np.full(len(marks), np.nan)) for r in rs], dtype=float)
-            cells = [f"{np.nanmean(c[:, i]):.0f}; {np.nanmin(c[:, i]):.0f}" if np.isfinite(c[:, i]).any() else "–"
-                     for i in shown]
+            c = np.array([r[key].get(task, np.full(len(marks), np.nan)) for r in rs], dtype=float)
+            cells = [f"{np.nanmean(c[:, i]):.{digits}f}; {np.nanmin(c[:, i]):.{digits}f}"
+                     if np.isfinite(c[:, i]).any() else "–" for i in shown]
             lines.append(f"| {arm} / {task} | " + " | ".join(cells) + " |")
     return lines
 
@@ -361,7 +366,9 @@ def write_report(args, runs, marks, teacher, result) -> None:
         lines += final_table(runs, teacher, policy) + [""]
     lines += curve_table(runs, marks, args.table_every) + ["", "Per task (normalised score, capped at 100 in the "
                                                                "suite score):", ""]
-    lines += per_task_curves(runs, marks, args.table_every) + ["", f"Collapses (training suite score falls more "
+    lines += per_task_curves(runs, marks, args.table_every) + ["", "Per-task policy entropy (`train/task_entropy/<task>`, "
+                                                               "runs that log it; ln 7 = 1.95 is a uniform policy):", ""]
+    lines += per_task_curves(runs, marks, args.table_every, "task_entropy", "entropy", 2) + ["", f"Collapses (training suite score falls more "
                                                                    f"than {args.collapse_drop:g} points between two "
                                                                    f"{args.mark / 1e3:g}K marks); diagnostics: the "
                                                                    f"window's mean (the run's median)", ""]

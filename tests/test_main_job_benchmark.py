@@ -154,3 +154,11 @@ def test_a_runs_log_goes_into_a_train_dir_that_does_not_exist_yet(tmp_path):
     log = tmp_path / "new_train_dir" / "run.log"
     run_python(["-c", "print('trained')"], log_path=str(log), check=True, append=True)
     assert "trained" in log.read_text()
+
+
+def test_per_task_tables_show_mean_and_min_over_seeds_of_any_per_task_entry():
+    runs = {"ks_main": [dict(task_entropy={"A": np.array([1.5, 1.8, 1.9, 1.2])}),
+                        dict(task_entropy={"A": np.array([0.5, np.nan, 1.7, 0.8])})]}
+    lines = main_job.per_task_curves(runs, MARKS, 1_000_000, "task_entropy", "entropy", 2)
+    assert lines[0] == "| arm / task (entropy, mean over seeds; min over seeds) | 1M | 2M |"
+    assert lines[2] == "| ks_main / A | 1.80; 1.80 | 1.00; 0.80 |"  # 1M: the seed without a value is left out
