@@ -366,12 +366,12 @@ def write_report(args, runs, marks, teacher, result) -> None:
         lines += final_table(runs, teacher, policy) + [""]
     lines += curve_table(runs, marks, args.table_every) + ["", "Per task (normalised score, capped at 100 in the "
                                                                "suite score):", ""]
-    lines += per_task_curves(runs, marks, args.table_every) + ["", "Per-task policy entropy (`train/task_entropy/<task>`, "
-                                                               "runs that log it; ln 7 = 1.95 is a uniform policy):", ""]
-    lines += per_task_curves(runs, marks, args.table_every, "task_entropy", "entropy", 2) + ["", f"Collapses (training suite score falls more "
-                                                                   f"than {args.collapse_drop:g} points between two "
-                                                                   f"{args.mark / 1e3:g}K marks); diagnostics: the "
-                                                                   f"window's mean (the run's median)", ""]
+    lines += per_task_curves(runs, marks, args.table_every)
+    lines += ["", "Per-task policy entropy (`train/task_entropy/<task>`, runs that log it; ln 7 = 1.95 is a uniform "
+                  "policy):", ""]
+    lines += per_task_curves(runs, marks, args.table_every, "task_entropy", "entropy", 2)
+    lines += ["", f"Collapses (training suite score falls more than {args.collapse_drop:g} points between two "
+                  f"{args.mark / 1e3:g}K marks); diagnostics: the window's mean (the run's median)", ""]
     lines += collapse_lines(result["collapses"]) + ["", "Largest fall of the periodic evaluation between two reports "
                                                         "after first reaching the teacher's score: "
                                                     + ", ".join(f"{n} {v if v is None else round(v, 1)}"
