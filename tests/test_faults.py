@@ -65,12 +65,13 @@ def checkpoint_with_frames(exp_dir: str, min_count: int = 1):
         return None
 
 
-def wait_for_exit(proc, timeout: float) -> int:
+def wait_for_exit(proc, timeout: float, log_path: str = None) -> int:
     try:
         return proc.wait(timeout)
     except Exception:  # noqa: BLE001
         stop(proc)
-        raise AssertionError(f"the run did not exit within {timeout:.0f} s")
+        tail = read_log(log_path)[-4000:] if log_path else ""
+        raise AssertionError(f"the run did not exit within {timeout:.0f} s\n{tail}")
 
 
 # ------------------------------------------------------------------------------------------------ kill -9 main
@@ -132,7 +133,7 @@ def test_kill9_worker_stops_the_run_with_a_message_naming_it(tmp_path, component
         pid = logged_pid(log_path, component)
         assert pid is not None, read_log(log_path)[-3000:]
         os.kill(pid, signal.SIGKILL)
-        rc = wait_for_exit(proc, 120)  # the runner's own bound: 45 s after a death (DeathWatch), plus detection
+        rc = wait_for_exit(proc, 120, log_path)  # the runner's own bound: 45 s after a death (DeathWatch), plus detection
     finally:
         stop(proc)
     text = read_log(log_path)
@@ -151,7 +152,7 @@ def test_stop_signal_stops_gracefully_with_a_fresh_checkpoint(tmp_path, sig, rc_
         wait_until(lambda: _frames_logged(log_path) > periodic["env_steps"], 60, proc, "training past the checkpoint")
         proc.send_signal(sig)
         interrupted_at = time.time()
-        rc = wait_for_exit(proc, 60)
+        rc = wait_for_exit(proc, 60, log_path)
     finally:
         stop(proc)
     text = read_log(log_path)
@@ -193,7 +194,7 @@ def test_failing_checkpoint_save_keeps_the_previous_checkpoint_and_is_a_clear_er
     log_path = str(tmp_path / "run.log")
     proc = start_train(run_args(tmp_path, "disk_full", FOREVER, "--save_every_sec=2"), log_path, disk_full_env(1))
     try:
-        rc = wait_for_exit(proc, STARTUP_S + 60)
+        rc = wait_for_exit(proc, STARTUP_S + 60, log_path)
     finally:
         stop(proc)
     files = assert_failed_save_is_clear(rc, read_log(log_path), exp)
@@ -210,7 +211,7 @@ def test_sigterm_whose_final_checkpoint_cannot_be_written_exits_nonzero_without_
     try:
         wait_until(lambda: _frames_logged(log_path) > 0, STARTUP_S, proc, "training to start")
         proc.send_signal(signal.SIGTERM)
-        rc = wait_for_exit(proc, 90)
+        rc = wait_for_exit(proc, 90, log_path)
     finally:
         stop(proc)
     text = read_log(log_path)
@@ -237,7 +238,7 @@ def test_nonfinite_minibatches_are_skipped_counted_and_k_in_a_row_stop_the_run(t
     args = run_args(tmp_path, "nan_loss", FOREVER, "--max_nonfinite_skips=3", "--save_every_sec=2")
     proc = start_train(args, log_path, env)
     try:
-        rc = wait_for_exit(proc, STARTUP_S + 240)
+        rc = wait_for_exit(proc, STARTUP_S + 240, log_path)
     finally:
         stop(proc)
     text = read_log(log_path)

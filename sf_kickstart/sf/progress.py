@@ -1,4 +1,5 @@
-"""One readable console line every report interval, next to Sample Factory's own FPS lines:
+"""One readable console line every report interval, and a last one when the run stops, next to Sample Factory's own
+FPS lines:
 
     Progress: 1.23M/2.00M frames (61.5%), ETA 3m12s, suite score 47.3, λ 0.52 (0.26..1.00 over 3 teachers)
 
@@ -53,6 +54,10 @@ class Progress(AlgoObserver):
         if now - self.last_print >= runner.report_interval_sec:
             self.last_print = now
             log.info(self.line(runner, now))
+
+    def on_stop(self, runner) -> None:
+        if runner.env_steps:
+            log.info(self.line(runner, time.time()))
 
     def score(self, runner) -> Optional[str]:
         stats = runner.policy_avg_stats

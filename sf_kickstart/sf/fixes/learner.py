@@ -8,7 +8,8 @@
     `--trust_checkpoint` for anything else) and a checkpoint that still fails to load is an error.
   * non-finite minibatch: a minibatch whose loss or gradient is not finite is skipped instead of stepping the optimizer
     into NaN weights (`--max_nonfinite_skips` in a row stop the run, naming the last good checkpoint;
-    `fixes.nonfinite`).
+    `fixes.nonfinite`). A skip is summarised at the next train step, not at SF's next timed summary (2 s and more
+    apart), so `train/nonfinite_skipped` shows it even when the run stops soon after.
   * non-finite checkpoint: a checkpoint whose weights or optimizer state are not finite is never written (and a
     refused best checkpoint does not raise `best_performance`, which SF raises before writing).
   * `--lr_schedule=linear_decay`: SF's scheduler is refused by its CLI, restarts on resume and ignores frameskip and
@@ -49,6 +50,7 @@ class FixedLearner(Learner):
         super().__init__(cfg, env_info, policy_versions_tensor, policy_id, param_server)
         self.nonfinite = SkipGuard(int(getattr(cfg, "max_nonfinite_skips", 10)))
         self.loss_terms: Dict[str, torch.Tensor] = {}  # the current minibatch's loss terms by name (RL, value, ...)
+        self.skips_summarised = 0  # nonfinite.skipped as of the last summary
         # SF's load_from_checkpoint calls self.load_checkpoint(checkpoints, device): this run's --trust_checkpoint
         trust = getattr(cfg, "trust_checkpoint", None)
         self.load_checkpoint = functools.partial(FixedLearner.load_checkpoint, trust=trust)
@@ -93,12 +95,15 @@ class FixedLearner(Learner):
             )
         return reason is not None
 
+    def _should_save_summaries(self):
+        return super()._should_save_summaries() or self.nonfinite.skipped != self.skips_summarised
+
     def _record_summaries(self, train_loop_vars):
         var = train_loop_vars
         if self.cfg.with_vtrace and "advantages" not in var.mb:
             var.mb["advantages"] = var.adv  # SF 2.1.1 crashes here under V-trace; summarise the V-trace advantages
         stats = super()._record_summaries(train_loop_vars)
-        stats[tags.train_key(tags.NONFINITE_SKIPPED)] = self.nonfinite.skipped
+        stats[tags.train_key(tags.NONFINITE_SKIPPED)] = self.skips_summarised = self.nonfinite.skipped
         return stats
 
     def _save_impl(self, name_prefix, name_suffix, keep_checkpoints, verbose=True) -> bool:

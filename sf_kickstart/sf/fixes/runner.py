@@ -5,6 +5,8 @@
   * `--train_for_seconds` never ended a run (SF never updates `total_train_seconds`);
   * after a failure SF does not join its processes, which keeps the interpreter alive forever (`run`);
   * a process that dies while the run is stopping was waited for forever (`_check_stopping_processes`);
+  * a run's last stats never reached tensorboard: SF writes summaries on a timer only, so a short run (a PBT
+    interval on a fast machine) could end with no `reward/reward` at all; a final summary is written on stop;
   * `register_msg_handler` / `register_policy_msg_handler` stored the handler itself where SF's message loop
     iterates a list of handlers (the first message crashed the loop); they append to the list;
   * it composes the other fixes: its workers and sampler (`fixes.workers`), its learner (`fixes.learner`), the thread
@@ -133,12 +135,21 @@ class RobustRunner(ParallelRunner):
 
     def _stop_training(self, failed: bool = False) -> None:
         was_stopped = self.stopped
+        if not was_stopped and self.env_steps:
+            self._final_summaries()
         super()._stop_training(failed)
         if not was_stopped and self.stopped and self.event_loop is not None:
             # SF waits for every component to report that it stopped; one whose process dies while stopping (e.g.
             # its final checkpoint cannot be written) never reports, and SF's timers are stopped by now
             self._stopping_timer = Timer(self.event_loop, 1.0)
             self._stopping_timer.timeout.connect(self._check_stopping_processes)
+
+    def _final_summaries(self) -> None:
+        """The last stats, whatever SF's summary timer last saw. A failure to write them must not stop the stop."""
+        try:
+            self._report_experiment_summaries()
+        except Exception as exc:  # noqa: BLE001 - logged; the run still stops and saves
+            log.warning(f"Could not write the final summaries: {exc!r}")
 
     def _check_stopping_processes(self) -> None:
         dead = [c for c in self.components_to_stop if not self._process_alive(c)]
