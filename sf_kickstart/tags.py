@@ -38,6 +38,8 @@ TEACHER_RHO_PREFIX = KICKSTART + "rho_"  # + teacher name
 TASK_LAMBDA_PREFIX = KICKSTART + "task_lambda/"  # + task name
 TASK_FACTOR_PREFIX = KICKSTART + "task_factor/"  # + task name
 TASK_TEACHER_ENTROPY_PREFIX = KICKSTART + "task_teacher_entropy/"  # + task name
+TASK_EXPLORATION_PREFIX = KICKSTART + "task_exploration/"  # + task name: the untaught-task entropy coefficient e_k
+UNTAUGHT_ENTROPY_LOSS = KICKSTART + "untaught_entropy_loss"  # its term, −mean(e_k·H(π_S)), part of the exploration loss
 #: run-wide kickstart diagnostics the report tabulates (tags: KICKSTART + name); a run writes those of its action
 #: heads (action_agreement: categorical; mean_squared_error, teacher_std, student_std: Gaussian) and value_loss,
 #: value_mse with value distillation
@@ -65,6 +67,10 @@ def task_factor(task: str) -> str:
 
 def task_teacher_entropy(task: str) -> str:
     return TASK_TEACHER_ENTROPY_PREFIX + task
+
+
+def task_exploration(task: str) -> str:
+    return TASK_EXPLORATION_PREFIX + task
 
 
 # ------------------------------------------------------------------------------------------------------------- suites

@@ -7,7 +7,9 @@ tensorboard summaries and checkpoints.
     through the runner's scores, the learner and its summaries;
   * per task, not per teacher, on the MiniGrid suite: one teacher on two tasks, one it is far better at than any
     early student (λ > 0 throughout) and one it is no better than random at (λ = 0 throughout); resumed with that
-    task's score raised in the map, the restored factor 0 rises again once the student's score on the task arrives.
+    task's score raised in the map, the restored factor 0 rises again once the student's score on the task arrives;
+    with `--kickstart_untaught_entropy`, the random-level task and the tasks outside the map get its entropy bonus
+    until the resume makes the former taught.
 """
 
 import json
@@ -97,7 +99,8 @@ def test_per_task_lambda_of_one_teacher_and_a_restored_zero_that_reengages(tmp_p
     # one worker with 8 envs (tasks 0-7): a second worker may start seconds late on a busy machine, and a short resume
     # would then see no episode of its tasks
     args = lambda steps: _train_args(  # noqa: E731
-        tmp_path, "minigrid_suite", "per_task", teachers, steps, "--num_workers=1", "--num_envs_per_worker=8"
+        tmp_path, "minigrid_suite", "per_task", teachers, steps, "--num_workers=1", "--num_envs_per_worker=8",
+        "--kickstart_untaught_entropy=0.05",
     )
     proc = run_train(args(6000))
     assert proc.returncode == 0, describe(proc)
@@ -108,6 +111,12 @@ def test_per_task_lambda_of_one_teacher_and_a_restored_zero_that_reengages(tmp_p
     assert set(lam["DoorKey-5x5"]) == {0.0}  # not in the map: no teacher
     ck = latest_checkpoint(exp)
     assert set(ck["kickstart"]["reengage"]) == {below, matched} and ck["kickstart"]["reengage"][matched]["factor"] == 0
+    # untaught (`kickstart.untaught`): `matched` (its teacher no better than random) and the tasks outside the map get
+    # the entropy bonus e_k = 0.05·(1 − G_S,k/100) in (0, 0.05]; `below`, taught, none
+    explore = lambda task: [v for _, v in scalars(exp, tags.task_exploration(task))]  # noqa: E731
+    assert explore(matched) and all(0.0 < v <= 0.05 for v in explore(matched) + explore("DoorKey-5x5"))
+    assert not explore(below) and scalars(exp, tags.UNTAUGHT_ENTROPY_LOSS)
+    assert matched in ck["kickstart"]["untaught"] and below not in ck["kickstart"]["untaught"]
 
     _write_map(teachers, {below: 100.0, matched: 100.0}, teacher)  # the bar on `matched` is raised: below it now
     resumed = run_train(args(12000))
@@ -116,3 +125,5 @@ def test_per_task_lambda_of_one_teacher_and_a_restored_zero_that_reengages(tmp_p
     assert restored and f"'{matched}': 0.0" in restored[0]  # g_k came back from the checkpoint as 0 ...
     after = [v for step, v in scalars(exp, tags.task_lambda(matched)) if step > ck["env_steps"]]
     assert after and after[-1] > 0.0, after  # ... and rose once the student's score on the task reached the learner
+    # taught now: no entropy bonus on it after the resume
+    assert not [v for step, v in scalars(exp, tags.task_exploration(matched)) if step > ck["env_steps"]]

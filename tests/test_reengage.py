@@ -184,7 +184,7 @@ ROLLOUT = 8
 MAP_SCORES = {"Empty-Random-6x6": 50.0, "DoorKey-5x5": 80.0, "DoorKey-8x8": 40.0}
 
 
-def _run_cfg(tmp_path, scores):
+def _run_cfg(tmp_path, scores, *extra):
     """A minigrid_suite run's cfg with one teacher on the tasks of `scores` ({task: its map score, None: none})."""
     from sample_factory.utils.attr_dict import AttrDict
 
@@ -199,7 +199,7 @@ def _run_cfg(tmp_path, scores):
         "--env=minigrid_suite", "--experiment=unit", f"--train_dir={tmp_path}", "--device=cpu", f"--teachers={path}",
         "--kickstart_schedule=reengage", "--kickstart_lambda=2", "--encoder_mlp_layers", "16", "--rnn_size=32",
         f"--rollout={ROLLOUT}", f"--recurrence={ROLLOUT}", f"--batch_size={4 * ROLLOUT}", "--num_batches_per_epoch=1",
-        "--num_epochs=1", "--kickstart_debug_dump=2",
+        "--num_epochs=1", "--kickstart_debug_dump=2", *extra,
     ])
     return AttrDict(vars(cfg)), suite
 

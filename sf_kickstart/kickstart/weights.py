@@ -37,6 +37,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from sf_kickstart.kickstart.schedules import ADAPTIVE, REENGAGE, KickstartSchedule
+from sf_kickstart.kickstart.untaught import STATE_KEY as UNTAUGHT_KEY, UntaughtExploration, untaught_tasks
 
 log = logging.getLogger("rl")  # Sample Factory's logger
 
@@ -82,6 +83,7 @@ class KickstartWeights:
         rho: Sequence[float],
         teacher_scores: Optional[Sequence[float]] = None,
         tasks: Optional[TaskTargets] = None,
+        untaught_entropy: float = 0.0,
     ):
         self.schedule = schedule
         self.teacher_names = list(teacher_names)
@@ -106,6 +108,13 @@ class KickstartWeights:
                 raise ValueError("--kickstart_schedule=reengage needs the score G_T,k of each supervised task")
             for k in supervised:  # as for adaptive: the rule at a random agent's score, 0
                 self.task_factor[k] = adaptive_factor(0.0, float(scores[k]))
+        # --kickstart_untaught_entropy (`kickstart.untaught`): exploration on the tasks no teacher can teach
+        self.untaught: Optional[UntaughtExploration] = None
+        if untaught_entropy > 0:
+            if not self.reengage:
+                raise ValueError("--kickstart_untaught_entropy needs --kickstart_schedule=reengage")
+            ids = untaught_tasks(self.tasks.teacher, self.tasks.scores)
+            self.untaught = UntaughtExploration(untaught_entropy, self.tasks.tasks, ids)
 
     @property
     def adaptive(self) -> bool:
@@ -153,6 +162,8 @@ class KickstartWeights:
         No-op for other schedules."""
         if not self.reengage:
             return
+        if self.untaught is not None:
+            self.untaught.observe_task_scores(scores)
         for k, name, _ in self.tasks.supervised():
             g_s = scores.get(name)
             if g_s is not None and np.isfinite(g_s):
@@ -216,6 +227,8 @@ class KickstartWeights:
                 )
                 for k, name, i in self.tasks.supervised()
             }
+        if self.untaught is not None:
+            state[UNTAUGHT_KEY] = self.untaught.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -226,6 +239,8 @@ class KickstartWeights:
             if name in self.teacher_names:
                 self.factor[self.teacher_names.index(name)] = float(value)
         self.load_task_factors(state)
+        if self.untaught is not None:
+            self.untaught.load_state_dict(state.get(UNTAUGHT_KEY))
         saved = state.get("schedule")
         if saved is not None and dict(saved) != self.schedule.state_dict():
             log.warning(f"Kickstart schedule changed since the checkpoint: {saved} -> {self.schedule.state_dict()}")

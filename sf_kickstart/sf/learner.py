@@ -9,7 +9,9 @@ formulas) of the student's action distribution from the teacher logits the infer
 policy loss (or replacing it: `--kickstart_distill_only`). With `--kickstart_value_coeff` = c > 0, c·λ·(V_S − V_T)²
 on the teacher values stored next to the logits is added to SF's value loss (`kickstart.loss.value_distillation`;
 V_T in the student's critic units). `train/policy_loss` and `train/value_loss` stay the RL terms alone; the kickstart
-terms are `kickstart/loss` and `kickstart/value_loss`. The teacher state in `rnn_states`' tail (`sf.storage`) is
+terms are `kickstart/loss` and `kickstart/value_loss`. With `--kickstart_untaught_entropy` (re-engaging λ), −e_k·H(π_S) on the steps of the tasks no
+teacher can teach is added to SF's exploration loss (`kickstart.untaught`; `kickstart/untaught_entropy_loss`,
+`kickstart/task_exploration/<task>`). The teacher state in `rnn_states`' tail (`sf.storage`) is
 sliced off before the student sees the batch. Summaries go to the runner in the kickstart stats message
 (`sf.observers`: names relative to `kickstart/`; the runner adds the prefix). On an env with task ids (and under
 re-engaging λ) every run, kickstarted or not, also has each step's task id in its batch (`TASK_IDX`) and writes at each
@@ -39,7 +41,7 @@ from sf_kickstart.kickstart.weights import CHECKPOINT_KEY, HYPERPARAMETERS, Kick
 from sf_kickstart.provenance import IDENTITY_KEY
 from sf_kickstart.sf.distillation import distribution_logits, policy_term, student_value_targets
 from sf_kickstart.sf.fixes.learner import FixedLearner
-from sf_kickstart.sf.observers import TASK_FACTOR, TASK_LAMBDA, TASK_TEACHER_ENTROPY
+from sf_kickstart.sf.observers import TASK_EXPLORATION, TASK_FACTOR, TASK_LAMBDA, TASK_TEACHER_ENTROPY
 from sf_kickstart.sf.storage import KickstartLayout
 from sf_kickstart.suites.registry import TASK_ID_KEY, default_task_names, task_indices
 
@@ -56,7 +58,7 @@ def layout_weights(layout: KickstartLayout) -> KickstartWeights:
     scores = None if layout.task_teacher_scores is None else tuple(layout.task_teacher_scores)
     tasks = TaskTargets(tuple(routing.task_names), tuple(routing.teacher_of_task), scores)
     names, rho = [s.name for s in specs], [s.rho for s in specs]
-    return KickstartWeights(layout.schedule, names, rho, layout.teacher_scores, tasks)
+    return KickstartWeights(layout.schedule, names, rho, layout.teacher_scores, tasks, layout.untaught_entropy)
 
 
 def step_task_ids(obs: Dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -158,6 +160,11 @@ class KickstartLearner(FixedLearner):
             value_loss = value_loss + value_term.loss
             self.loss_terms["kickstart_value"] = value_term.loss
             loss_summaries["ks_value_term"] = value_term
+        if self.weights.untaught is not None:  # --kickstart_untaught_entropy: part of the exploration loss
+            untaught = self._untaught_term(mb, action_distribution)
+            exploration_loss = exploration_loss + untaught
+            self.loss_terms["untaught_entropy"] = untaught
+            loss_summaries["ks_untaught"] = untaught
 
         if self._dumps_left > 0 and self._dump_raw is not None:
             self._dump(mb, distribution_logits(action_distribution), weights, term, loss_summaries)
@@ -169,6 +176,14 @@ class KickstartLearner(FixedLearner):
             targets = student_value_targets(mb.teacher_values, self.actor_critic.returns_normalizer)
         coeff = self.layout.value_coeff
         return value_distillation(student_values.reshape(-1), targets, coeff * weights, mb.valids, has_teacher)
+
+    def _untaught_term(self, mb, action_distribution) -> torch.Tensor:
+        """−Σ e_k(step)·H(π_S) over valid steps / the number of valid steps (`kickstart.untaught`; SF's exploration
+        term is averaged the same way); e_k is 0 on taught tasks."""
+        coeffs = torch.as_tensor(self.weights.untaught.coefficients(), dtype=torch.float32, device=self.device)
+        per_step = coeffs[mb[TASK_IDX]] * action_distribution.entropy()
+        valids = mb.valids.bool()
+        return -per_step[valids].sum() / valids.sum().clamp_min(1)
 
     def _step_lambdas(self, mb, tidx: torch.Tensor) -> torch.Tensor:
         """λ of each step: its task's λ_k under re-engaging λ, else its teacher's λ_i (steps without a teacher: any)."""
@@ -239,6 +254,8 @@ class KickstartLearner(FixedLearner):
             self._ks_pending = self._kickstart_summaries(var.ks_term, var.ks_tidx, task_idx)
             if "ks_value_term" in var:
                 self._ks_pending.update(value_summaries(var.ks_value_term))
+            if "ks_untaught" in var:
+                self._ks_pending["untaught_entropy_loss"] = float(var.ks_untaught)
         return stats
 
     @torch.no_grad()
@@ -266,6 +283,8 @@ class KickstartLearner(FixedLearner):
             out[TASK_LAMBDA] = dict(zip(task_names, map(float, self.weights.task_lambdas(self.env_steps))))
         if self.weights.reengage:
             out[TASK_FACTOR] = self.weights.task_factors()
+        if self.weights.untaught is not None:
+            out[TASK_EXPLORATION] = self.weights.untaught.summaries()
         if task_idx is not None:  # H(π_T) of the kickstart term's diagnostics (categorical: of the stored logits)
             teacher_entropy = term.diagnostics["teacher_entropy"]
             out[TASK_TEACHER_ENTROPY] = per_task_means(teacher_entropy, task_idx, term.supervised, task_names)

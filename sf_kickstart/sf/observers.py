@@ -4,7 +4,8 @@ stats, and the student-score path of adaptive and re-engaging λ.
   * The kickstart stats message (`tags.KS_STATS_MSG`, sent by `sf.learner.KickstartLearner` with its training stats):
     the kickstart summaries by name relative to `kickstart/` ("loss", "lambda_<teacher>", ...), per-task λ under
     `TASK_LAMBDA` as {task: λ}, re-engaging λ's factors under `TASK_FACTOR` as {task: g_k} and the teacher's entropy
-    per supervised task under `TASK_TEACHER_ENTROPY` as {task: H(π_T)}. `kickstart_tags` turns it into tensorboard
+    per supervised task under `TASK_TEACHER_ENTROPY` as {task: H(π_T)}, the untaught tasks' entropy coefficients under
+    `TASK_EXPLORATION` as {task: e_k}. `kickstart_tags` turns it into tensorboard
     tags: the one place the `kickstart/` prefix is added (`tags.kickstart`, `tags.task_lambda`, `tags.task_factor`,
     `tags.task_teacher_entropy`); `write_kickstart_stats` writes them, the progress line reads them.
   * `AdaptiveLambda`: at each of SF's summaries the student's running scores, per teacher and per task, go from the
@@ -33,9 +34,12 @@ TASK_LAMBDA = "task_lambda"
 TASK_FACTOR = "task_factor"
 #: its entry {task: the teacher's mean H(π_T) on the task's supervised steps} (envs with task ids)
 TASK_TEACHER_ENTROPY = "task_teacher_entropy"
+#: its entry {task: the untaught-task entropy coefficient e_k} (--kickstart_untaught_entropy > 0, untaught tasks)
+TASK_EXPLORATION = "task_exploration"
 #: entry -> its tags, one per task
 PER_TASK = {
     TASK_LAMBDA: tags.task_lambda, TASK_FACTOR: tags.task_factor, TASK_TEACHER_ENTROPY: tags.task_teacher_entropy,
+    TASK_EXPLORATION: tags.task_exploration,
 }
 
 

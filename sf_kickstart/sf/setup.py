@@ -12,6 +12,9 @@ Every Sample Factory flag works. Ours (see `add_kickstart_args`):
                                the divergence per action head (Discrete, Box, Tuple): the paper's H(π_T, π_S), or
                                KL(π_S ‖ π_T), or the MSE on continuous heads' means (sf_kickstart/kickstart/loss.py)
   --kickstart_value_coeff=C    value distillation: + C·λ·(V_S − V_T)² on the value loss (0: off)
+  --kickstart_untaught_entropy=C
+                               reengage: an entropy bonus C·(1 − G_S,k/100) on the tasks no teacher can teach (no
+                               teacher, or one no better than random there; sf_kickstart/kickstart/untaught.py)
   --student_obs_keys=obs       the student's model reads only these Dict observation keys (privileged teachers)
   --teacher_obs_map=obs:state  the --teacher reads its key obs from the student env's key state (a --teachers
                                entry: obs_map: {obs: state})
@@ -29,6 +32,7 @@ Everything that can be wrong with the input is checked here, in the main process
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
@@ -137,6 +141,15 @@ def add_loss_args(g) -> None:
         type=float,
         help="value distillation: adds coeff·λ·(V_S − V_T)² (the teacher's value on the same step, in the student's "
         "critic units), averaged over valid steps, to the value loss; 0 = off",
+    )
+    g.add_argument(
+        "--kickstart_untaught_entropy",
+        default=0.0,
+        type=float,
+        help="--kickstart_schedule=reengage: on the steps of each task no teacher can teach (none in the map, or one "
+        "no better than a random agent there, G_T,k <= 0), an entropy bonus e_k = C·(1 − clip(G_S,k/100, 0, 1)) "
+        "that fades as the student solves the task: imitating near-deterministic teachers elsewhere makes the shared "
+        "policy near-deterministic there too (issue 20). 0 = off",
     )
 
 
@@ -406,6 +419,21 @@ def score_targets(cfg, suite: Suite, specs, task_names) -> Dict:
     return {}
 
 
+def check_untaught_entropy(cfg) -> None:
+    """--kickstart_untaught_entropy: a finite number >= 0; > 0 only with re-engaging λ (its per-task scores) and a
+    teacher (ScheduleError otherwise)."""
+    c = cfg.kickstart_untaught_entropy
+    if not math.isfinite(c) or c < 0:
+        raise ScheduleError(f"--kickstart_untaught_entropy must be a finite number >= 0 (0: off), got {c}")
+    if c > 0 and cfg.kickstart_schedule != REENGAGE:
+        raise ScheduleError(
+            f"--kickstart_untaught_entropy={c} needs --kickstart_schedule=reengage (it reads the student's per-task "
+            f"scores and the teachers' G_T,k), not {cfg.kickstart_schedule}"
+        )
+    if c > 0 and not (cfg.teacher or cfg.teachers):
+        raise ScheduleError(f"--kickstart_untaught_entropy={c} needs a teacher (--teacher or --teachers)")
+
+
 def teacher_log_std(cfg, action_space, teachers) -> Optional[List[float]]:
     """--kickstart_init_stddev: the log-std the student starts from, the mean over teachers of each one's learned
     log-std parameter (SF's `learned_stddev` of --adaptive_stddev=False; same width: the action spaces were checked
@@ -437,6 +465,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     `env_info` may be an EnvInfo or a callable producing it (called only when there is a teacher)."""
     schedule = KickstartSchedule.from_cfg(cfg)  # ScheduleError for impossible values, teacher or not
     check_value_coeff(cfg.kickstart_value_coeff)
+    check_untaught_entropy(cfg)
     task_names = suite.task_names(cfg.env)
     specs = teacher_specs_from_cfg(cfg, task_names)
     if cfg.kickstart_distill_only and not specs:
@@ -477,6 +506,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
         loss=cfg.kickstart_loss,
         value_coeff=float(cfg.kickstart_value_coeff),
         init_log_std=teacher_log_std(cfg, env_info.action_space, bank.teachers),
+        untaught_entropy=float(cfg.kickstart_untaught_entropy),
     )
 
 

@@ -54,6 +54,7 @@ class KickstartLayout:
     loss: str = CROSS_ENTROPY  # --kickstart_loss, checked against the heads
     value_coeff: float = 0.0  # --kickstart_value_coeff (> 0: the teachers' values travel in the buffers)
     init_log_std: Optional[List[float]] = None  # --kickstart_init_stddev: a new student's learned log-std (per dim)
+    untaught_entropy: float = 0.0  # --kickstart_untaught_entropy: c of the untaught tasks' entropy term (0: off)
 
     @property
     def task_names(self) -> List[str]:
