@@ -114,7 +114,7 @@ def test_per_task_lambda_of_one_teacher_and_a_restored_zero_that_reengages(tmp_p
     # untaught (`kickstart.untaught`): `matched` (its teacher no better than random) and the tasks outside the map get
     # the entropy bonus e_k = 0.05·(1 − G_S,k/100) in (0, 0.05]; `below`, taught, none
     explore = lambda task: [v for _, v in scalars(exp, tags.task_exploration(task))]  # noqa: E731
-    assert explore(matched) and all(0.0 < v <= 0.05 for v in explore(matched) + explore("DoorKey-5x5"))
+    assert explore(matched) and all(0.0 < v <= 0.05 + 1e-6 for v in explore(matched) + explore("DoorKey-5x5"))
     assert not explore(below) and scalars(exp, tags.UNTAUGHT_ENTROPY_LOSS)
     assert matched in ck["kickstart"]["untaught"] and below not in ck["kickstart"]["untaught"]
 
