@@ -6,8 +6,8 @@ teach (issue 20), over seeds, against the same student from scratch and with the
     python -m benchmarks.main_job_early --analyze_only
 
 Each arm × seed is `benchmarks.main_job`'s run (`cfg/minigrid_large_student.yaml`, its 4M-frame budget, so the
-learning rate decays as in the main job) stopped with SIGINT (a graceful stop: a final checkpoint) once it has
-trained --stop_frames frames. Its record goes to `--records` (default `benchmarks/results/main_job_early_runs/`); a
+learning rate decays as in the main job) stopped with SIGTERM (a graceful stop: a final checkpoint; SIGINT would be
+ignored by a run started from a background shell) once it has trained --stop_frames frames. Its record goes to `--records` (default `benchmarks/results/main_job_early_runs/`); a
 run with a record is skipped. `ks_main` and `scratch_fixed` are the main job's own arms: their 4M-frame records
 (`benchmarks/results/main_job_runs/`) are read for their first --stop_frames too. `ks_untaught_<c>` is `ks_main` with
 `--kickstart_untaught_entropy=<c>`.
@@ -65,7 +65,7 @@ def logged_frames(log_path: str) -> int:
 
 
 def train_until(args, name: str, flags: List[str], seed: int) -> None:
-    """The main job's run, stopped with SIGINT at --stop_frames (exit 130, a final checkpoint written)."""
+    """The main job's run, stopped with SIGTERM at --stop_frames (exit 143, a final checkpoint written)."""
     log_path = os.path.join(args.train_dir, f"{name}.log")
     proc = start_train(["--preset=minigrid_large_student.yaml", "--env=minigrid_suite", f"--experiment={name}",
                         f"--train_dir={args.train_dir}", f"--seed={seed}", f"--train_for_env_steps={MAIN_JOB_FRAMES}",
@@ -73,9 +73,9 @@ def train_until(args, name: str, flags: List[str], seed: int) -> None:
     while proc.poll() is None and logged_frames(log_path) < args.stop_frames:
         time.sleep(5)
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
     rc = proc.wait()
-    if rc not in (0, 128 + signal.SIGINT) or logged_frames(log_path) < args.stop_frames:
+    if rc not in (0, 128 + signal.SIGTERM) or logged_frames(log_path) < args.stop_frames:
         raise SystemExit(f"[main_job_early] {name}: exit {rc} at {logged_frames(log_path)} frames; see {log_path}")
 
 
