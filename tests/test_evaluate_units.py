@@ -117,6 +117,26 @@ def test_progress_line_has_frames_eta_score_and_lambda():
     assert "λ" not in Progress(AttrDict(train_for_env_steps=100, num_policies=1)).line(_FakeRunner(10), t0)
 
 
+def test_progress_prints_a_last_line_when_the_run_stops_however_short_it_was(caplog):
+    """A run shorter than the report interval (a fast machine) still ends with its frames and λ on the console."""
+    import logging
+
+    from sample_factory.utils.attr_dict import AttrDict
+
+    p = Progress(AttrDict(train_for_env_steps=10_000, num_policies=1), ["a", "b"])
+    p.on_training_step(_FakeRunner(0), 1)  # the first line, at once
+    p.on_kickstart_stats(None, {"kickstart_stats": {"lambda_a": 1.0, "lambda_b": 0.5, "lambda": 0.75}}, 0)
+    p.on_training_step(_FakeRunner(10_240), 2)  # within the report interval: nothing
+    logging.getLogger("rl").propagate, before = True, logging.getLogger("rl").propagate
+    try:
+        with caplog.at_level(logging.INFO, logger="rl"):
+            p.on_stop(_FakeRunner(10_240, 12.5))
+    finally:
+        logging.getLogger("rl").propagate = before
+    assert [r.getMessage() for r in caplog.records if "Progress:" in r.getMessage()] == [
+        "Progress: 10.2k/10k frames (102.4%), ETA 0s, suite score 12.5, λ 0.75 (0.5..1 over 2 teachers)"]
+
+
 # ------------------------------------------------------------------------------------------------ device
 
 

@@ -110,6 +110,18 @@ def test_learner_skips_the_optimizer_step_of_a_nonfinite_minibatch_and_stops_aft
     assert first_nonfinite(learner.actor_critic.state_dict()) is None
 
 
+def test_a_skip_is_summarised_at_the_next_train_step_not_at_sfs_next_timed_summary(learner):
+    import time
+
+    ok = dict(RL=torch.tensor(0.1), value=torch.tensor(0.2))
+    learner.last_summary_time = time.time()  # SF's timer: the next summary is seconds away
+    assert _step(learner, ok) and not learner._should_save_summaries()
+    assert not _step(learner, dict(ok, value=torch.tensor(NAN)))
+    assert learner._should_save_summaries()  # the skip is reported at once
+    learner.skips_summarised = learner.nonfinite.skipped  # as _record_summaries sets it
+    assert not learner._should_save_summaries()
+
+
 def test_learner_skips_and_names_a_nonfinite_rl_term_and_a_nonfinite_gradient(learner, rl_log):
     ok = dict(RL=torch.tensor(0.1), value=torch.tensor(0.2))
     assert _step(learner, ok)
