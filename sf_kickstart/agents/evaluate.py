@@ -8,10 +8,11 @@ returns above 0 / containing 0 / below 0). Works on any experiment dir (ours, pl
 `zoo:NAME`, `hf://user/repo`), e.g. a plain SF CartPole run (one task, score = mean return).
 
 Greedy plays Sample Factory's `argmax_actions`: a categorical head's most likely action, a Gaussian (Box) head's
-mean; `--policy=sampled` samples. Each agent reads the observation keys its model was built on (a student's
---student_obs_keys); a teacher reads those it reads in training, through its obs map (a privileged teacher of a
-`_pomdp` student reads its "obs" from the env's "state": the student's --teacher_obs_map, or --teacher_obs_map here
-with --teacher), checked as training checks them.
+mean, each part's of a Tuple; `--policy=sampled` samples. An env steps on what its action space takes (`env_action`):
+an int for a Discrete, a float32 array for a Box (a Box(1,) too), a tuple of those for a Tuple. Each agent reads the
+observation keys its model was built on (a student's --student_obs_keys); a teacher reads those it reads in
+training, through its obs map (a privileged teacher of a `_pomdp` student reads its "obs" from the env's "state": the
+student's --teacher_obs_map, or --teacher_obs_map here with --teacher), checked as training checks them.
 
 Envs are vectorised in this process: every task's envs step together and the policy runs one batched forward per
 step over all of them. Episode j of task t always starts from the seed `episode_seed(seed, t, j)`, whichever agent
@@ -49,9 +50,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from gymnasium.spaces import Discrete
+from gymnasium.spaces import Box, Discrete
+from gymnasium.spaces import Tuple as TupleSpace
 
-from sample_factory.algo.utils.action_distributions import argmax_actions
+from sample_factory.algo.utils.action_distributions import TupleActionDistribution, argmax_actions, calc_num_actions
 from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
 from sample_factory.envs.create_env import create_env
 from sample_factory.utils.attr_dict import AttrDict
@@ -108,18 +110,42 @@ def _make_slots(env_cfg, task_envs: Dict[str, str], episodes: int, envs_per_task
     return slots
 
 
+def env_action(space, row):
+    """What `env.step` takes for one env's flat action row (SF's layout, as `preprocess_actions` splits it by
+    `calc_num_actions`: one column per Discrete part, `shape` columns per Box part, in order): an int for a Discrete,
+    a float32 array of the Box's shape (a Box(1,) stays an array), a tuple of those, part by part, for a Tuple."""
+    row = np.asarray(row)
+    if isinstance(space, Discrete):
+        return int(row.item())
+    if isinstance(space, Box):
+        return row.astype(np.float32, copy=False).reshape(space.shape)
+    if isinstance(space, TupleSpace):
+        ends = np.cumsum([calc_num_actions(s) for s in space.spaces])[:-1]
+        return tuple(env_action(s, part) for s, part in zip(space.spaces, np.split(row.reshape(-1), ends)))
+    raise EvaluationError(f"Action space {space} is not supported by the evaluation")
+
+
+def greedy_actions(distribution) -> torch.Tensor:
+    """SF's `argmax_actions`, a Tuple's as one flat row per env (its parts side by side, as sampled actions are):
+    SF's own Tuple argmax concatenates along the batch, which fails on a mixed Tuple and mixes envs otherwise."""
+    if not isinstance(distribution, TupleActionDistribution):
+        return argmax_actions(distribution)
+    parts = [greedy_actions(d) for d in distribution.distributions]
+    return torch.cat([p.reshape(p.shape[0], -1).float() for p in parts], dim=1)
+
+
 def play(agent, env_cfg, task_envs: Dict[str, str], episodes: int, seed: int = 0, greedy: bool = True,
          envs_per_task: int = 16, progress: Optional[str] = None) -> Dict[str, List[float]]:
     """Raw return of `episodes` episodes per task; all envs step together, one batched forward per step. The model
     reads its own keys of each observation (`agent.view`); greedy is SF's `argmax_actions`: the most likely action
-    of a categorical head, the mean of a Gaussian (Box) head."""
+    of a categorical head, the mean of a Gaussian (Box) head, per part of a Tuple (`greedy_actions`); each env steps
+    on `env_action` of its row."""
     slots = _make_slots(env_cfg, task_envs, episodes, envs_per_task)
     returns = {t: [0.0] * episodes for t in task_envs}
     record_stats = bool(getattr(env_cfg, "use_record_episode_statistics", False))
     model = agent.model
     device = agent.device
     env_keys = list(dict.fromkeys(agent.input_keys))
-    discrete = isinstance(model.action_space, Discrete)  # an index; a Box's (n,) array stays an array
     rnn = torch.zeros(len(slots), agent.rnn_size, device=device)
     obs: List[Optional[dict]] = [None] * len(slots)
     bar = _progress_bar(len(task_envs) * episodes, progress)
@@ -141,13 +167,13 @@ def play(agent, env_cfg, task_envs: Dict[str, str], episodes: int, seed: int = 0
             batch = agent.view({k: torch.from_numpy(np.stack([np.asarray(obs[i][k]) for i in active])).to(device)
                                 for k in env_keys})
             out = model(prepare_and_normalize_obs(model, batch), rnn[active])
-            actions = argmax_actions(model.action_distribution()) if greedy else out["actions"]
+            actions = greedy_actions(model.action_distribution()) if greedy else out["actions"]
             rnn[active] = out["new_rnn_states"]
             still = []
             for row, i in enumerate(active):
                 s = slots[i]
-                action = actions[row].cpu().numpy()
-                o, r, terminated, truncated, info = s.env.step(action.item() if discrete else action)
+                action = env_action(model.action_space, actions[row].cpu().numpy())
+                o, r, terminated, truncated, info = s.env.step(action)
                 s.ret += float(r)
                 obs[i] = _as_dict(o)
                 if not (terminated or truncated):
