@@ -10,7 +10,8 @@ learning rate decays as in the main job) stopped with SIGTERM (a graceful stop: 
 ignored by a run started from a background shell) once it has trained --stop_frames frames. Its record goes to `--records` (default `benchmarks/results/main_job_early_runs/`); a
 run with a record is skipped. `ks_main` and `scratch_fixed` are the main job's own arms: their 4M-frame records
 (`benchmarks/results/main_job_runs/`) are read for their first --stop_frames too. `ks_untaught_<c>` is `ks_main` with
-`--kickstart_untaught_entropy=<c>`.
+`--kickstart_untaught_entropy=<c>`; `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student
+reading the grid only (`--student_obs_keys=obs`: no task id, as a DMLab-30 agent; the teacher still reads it).
 
 Reported (`benchmarks/results/main_job_early_cpu.md` / `.json`), at each mark, mean over seeds [95 % bootstrap CI
 over seeds]: the training suite score; the score and the student's entropy (`train/task_entropy/<task>`) on each task
@@ -49,12 +50,21 @@ MARKS = (50_000, 100_000, 250_000, 500_000, 750_000, 1_000_000)
 FRAMES_RE = re.compile(r"Total num frames: (\d+)")
 
 
+NO_TASK_ID = ["--student_obs_keys=obs"]  # the student reads the grid only; its teacher still reads task_id
+EXTRA_ARMS: Dict[str, List[str]] = {
+    "ks_notask": MAIN_JOB_ARMS["ks_main"] + NO_TASK_ID,
+    "scratch_notask": MAIN_JOB_ARMS["scratch_fixed"] + NO_TASK_ID,
+}
+
+
 def arm_flags(arm: str) -> List[str]:
     if arm in MAIN_JOB_ARMS:
         return MAIN_JOB_ARMS[arm]
+    if arm in EXTRA_ARMS:
+        return EXTRA_ARMS[arm]
     m = re.fullmatch(r"ks_untaught_([0-9.]+)", arm)
     if m is None:
-        raise SystemExit(f"unknown arm {arm!r}: one of {sorted(MAIN_JOB_ARMS)} or ks_untaught_<c>")
+        raise SystemExit(f"unknown arm {arm!r}: one of {sorted(MAIN_JOB_ARMS) + sorted(EXTRA_ARMS)} or ks_untaught_<c>")
     return MAIN_JOB_ARMS["ks_main"] + [f"--kickstart_untaught_entropy={m.group(1)}"]
 
 
