@@ -122,11 +122,16 @@ def _toy_agent():
 
 @pytest.mark.parametrize("greedy", [True, False])
 def test_play_steps_a_tuple_env_on_int_and_float32_array_actions(greedy):
+    from sample_factory.algo.utils.context import global_env_registry
     from sample_factory.envs.env_utils import register_env
 
     log = []
     register_env(TOY_ENV, lambda *args, **kwargs: TupleActionEnv(log))
-    returns = play(_toy_agent(), AttrDict(env=TOY_ENV), {"toy": TOY_ENV}, episodes=3, greedy=greedy, envs_per_task=2)
+    try:
+        returns = play(_toy_agent(), AttrDict(env=TOY_ENV), {"toy": TOY_ENV}, episodes=3, greedy=greedy,
+                       envs_per_task=2)
+    finally:  # SF's registry is pickled into every spawned env probe: a local lambda left in it breaks later tests
+        global_env_registry().pop(TOY_ENV, None)
     assert returns == {"toy": [3.0, 3.0, 3.0]} and len(log) == 9
     for action in log:
         assert isinstance(action, tuple) and len(action) == 2
