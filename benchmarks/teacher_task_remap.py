@@ -12,31 +12,33 @@ for every row) and prints each row's normalised scores (0 = random, 100 = refere
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
-import types
 
 import torch
 
 from sf_kickstart.agents.agent import load_agent
-from sf_kickstart.agents.evaluate import make_setup, play, summarize
+from sf_kickstart.agents.evaluate import make_setup, parse_opts, play, summarize
 from sf_kickstart.sources import shipped_dir
 from sf_kickstart.suites.minigrid import TASK_NAMES, task_one_hot
+from sf_kickstart.suites.registry import TASK_ID_KEY
 
 TEACHER = "zoo:minigrid_suite_small"
 TARGETS = ("KeyCorridorS3R1", "KeyCorridorS3R3")
 
 
 def told(agent, task: str):
-    """The agent reading `task`'s one-hot in place of the env's task id."""
+    """A copy of the agent that reads `task`'s one-hot in place of the env's task id (the agent is unchanged)."""
     vec, own = torch.from_numpy(task_one_hot(TASK_NAMES.index(task))), agent.view
 
     def view(obs):
         out = dict(own(obs))
-        out["task_id"] = vec.expand_as(out["task_id"]).clone()
+        out[TASK_ID_KEY] = vec.expand_as(out[TASK_ID_KEY]).clone()
         return out
 
-    agent.view = view
-    return agent
+    renamed = copy.copy(agent)
+    renamed.view = view
+    return renamed
 
 
 def main(argv=None) -> int:
@@ -44,18 +46,16 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", type=int, default=50)
     args = ap.parse_args(argv)
     exp = shipped_dir(TEACHER)
-    opts = types.SimpleNamespace(device="cpu", episodes=args.episodes, seed=0, policy="greedy", envs_per_task=16,
-                                 force=True, trust_checkpoint=None, train_dir=None, no_progress=True)
-    setup = make_setup(exp, opts)
-    spaces = setup.spaces()
+    setup = make_setup(exp, parse_opts([exp, f"--episodes={args.episodes}", "--no_progress"]))
+    teacher = load_agent(exp, *setup.spaces())
     envs = {t: setup.task_envs[t] for t in TARGETS}
-    print(f"| task id the teacher reads | policy | " + " | ".join(TARGETS) + " |")
+    print("| task id the teacher reads | policy | " + " | ".join(TARGETS) + " |")
     print("|---|---|" + "---|" * len(TARGETS))
     for as_task in (None, *TASK_NAMES):
-        agent = load_agent(exp, *spaces)
-        agent = agent if as_task is None else told(agent, as_task)
+        agent = teacher if as_task is None else told(teacher, as_task)
         for greedy in (True, False):
-            scores = summarize(setup.env_cfg.env, play(agent, setup.env_cfg, envs, args.episodes, 0, greedy, 16), 0)
+            returns = play(agent, setup.env_cfg, envs, setup.episodes, setup.seed, greedy, setup.envs_per_task)
+            scores = summarize(setup.env_cfg.env, returns, setup.seed)
             cells = " | ".join(f"{scores['tasks'][t]['score']:.1f}" for t in TARGETS)
             print(f"| {as_task or '(its own)'} | {'greedy' if greedy else 'sampled'} | {cells} |", flush=True)
     return 0

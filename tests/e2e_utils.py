@@ -59,14 +59,14 @@ def latest_checkpoint(exp_dir: str, policy: int = 0) -> Dict:
 scalars = events.scalar_points
 
 
+ERROR_MARKS = ("ERROR", "Error", "Traceback", "died", "Exception")
+
+
 def describe(proc: subprocess.CompletedProcess) -> str:
     """The run's exit code, its error lines (a run's tail is mostly SF's profiling) and its output tails."""
     errors = [line for line in (proc.stderr or "").splitlines() if any(k in line for k in ERROR_MARKS)][:30]
     return (f"rc={proc.returncode}\n--- error lines ---\n" + "\n".join(errors)
             + f"\n--- stdout (tail) ---\n{proc.stdout[-4000:]}\n--- stderr (tail) ---\n{proc.stderr[-4000:]}")
-
-
-ERROR_MARKS = ("ERROR", "Error", "Traceback", "died", "Exception")
 
 
 def trained_experiment(proc: subprocess.CompletedProcess, train_dir: str, name: str) -> str:

@@ -13,10 +13,11 @@ def test_told_replaces_every_rows_task_id_and_keeps_the_grid():
     own = torch.from_numpy(np.stack([task_one_hot(3), task_one_hot(4)]))
     grid = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     agent = types.SimpleNamespace(view=lambda obs: dict(obs))
-    told(agent, "DoorKey-5x5")
-    out = agent.view({"obs": grid, "task_id": own})
+    renamed = told(agent, "DoorKey-5x5")
+    out = renamed.view({"obs": grid, "task_id": own})
     want = task_one_hot(TASK_NAMES.index("DoorKey-5x5"))
     assert out["task_id"].shape == (2, NUM_TASKS)
     assert np.array_equal(out["task_id"].numpy(), np.stack([want, want]))
     assert torch.equal(out["obs"], grid)
     assert torch.equal(own[0], torch.from_numpy(task_one_hot(3)))  # the env's own observation is not modified
+    assert torch.equal(agent.view({"task_id": own})["task_id"], own)  # nor the agent told
