@@ -10,7 +10,7 @@ learning rate decays as in the main job) stopped with SIGTERM (a graceful stop: 
 ignored by a run started from a background shell) once it has trained --stop_frames frames. Its record goes to `--records` (default `benchmarks/results/main_job_early_runs/`); a
 run with a record is skipped. `ks_main` and `scratch_fixed` are the main job's own arms: their 4M-frame records
 (`benchmarks/results/main_job_runs/`) are read for their first --stop_frames too. `ks_untaught_<c>` is `ks_main` with
-`--kickstart_untaught_entropy=<c>`; `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student
+`--kickstart_untaught_entropy=<c>`, `ks_alpha_<a>` is `ks_main` with `--kickstart_lambda=<a>` (re-engaging λ's scale); `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student
 reading the grid only (`--student_obs_keys=obs`: no task id, as a DMLab-30 agent; the teacher still reads it).
 
 Reported (`benchmarks/results/main_job_early_cpu.md` / `.json`), at each mark, mean over seeds [95 % bootstrap CI
@@ -56,16 +56,24 @@ EXTRA_ARMS: Dict[str, List[str]] = {
     "scratch_notask": MAIN_JOB_ARMS["scratch_fixed"] + NO_TASK_ID,
 }
 
+#: `<prefix><x>`: `ks_main` with one flag set to x
+PARAMETRIC_ARMS: Dict[str, str] = {
+    "ks_untaught_": "--kickstart_untaught_entropy",  # the untaught-task entropy bonus c
+    "ks_alpha_": "--kickstart_lambda",  # re-engaging λ's scale α (the schedule's value; the main job's is 1)
+}
+
 
 def arm_flags(arm: str) -> List[str]:
     if arm in MAIN_JOB_ARMS:
         return MAIN_JOB_ARMS[arm]
     if arm in EXTRA_ARMS:
         return EXTRA_ARMS[arm]
-    m = re.fullmatch(r"ks_untaught_([0-9.]+)", arm)
-    if m is None:
-        raise SystemExit(f"unknown arm {arm!r}: one of {sorted(MAIN_JOB_ARMS) + sorted(EXTRA_ARMS)} or ks_untaught_<c>")
-    return MAIN_JOB_ARMS["ks_main"] + [f"--kickstart_untaught_entropy={m.group(1)}"]
+    for prefix, flag in PARAMETRIC_ARMS.items():
+        m = re.fullmatch(prefix + r"([0-9.]+)", arm)
+        if m is not None:
+            return MAIN_JOB_ARMS["ks_main"] + [f"{flag}={m.group(1)}"]
+    raise SystemExit(f"unknown arm {arm!r}: one of {sorted(MAIN_JOB_ARMS) + sorted(EXTRA_ARMS)} or "
+                     + " or ".join(f"{prefix}<x>" for prefix in PARAMETRIC_ARMS))
 
 
 def logged_frames(log_path: str) -> int:
