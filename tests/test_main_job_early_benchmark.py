@@ -29,11 +29,14 @@ def _scalars(level):
     }
 
 
-def test_arms_are_the_main_jobs_or_ks_main_with_the_untaught_entropy_bonus():
+def test_arms_are_the_main_jobs_or_ks_main_with_one_flag_set():
     assert main_job_early.arm_flags("ks_untaught_0.1")[-1] == "--kickstart_untaught_entropy=0.1"
     assert main_job_early.arm_flags("ks_untaught_0.1")[:-1] == main_job_early.MAIN_JOB_ARMS["ks_main"]
-    with pytest.raises(SystemExit, match="unknown arm"):
-        main_job_early.arm_flags("ks_untaught")
+    assert main_job_early.arm_flags("ks_alpha_0.3")[-1] == "--kickstart_lambda=0.3"
+    assert main_job_early.arm_flags("ks_alpha_0.3")[:-1] == main_job_early.MAIN_JOB_ARMS["ks_main"]
+    for bad in ("ks_untaught", "ks_alpha_", "ks_beta_0.3"):
+        with pytest.raises(SystemExit, match="unknown arm"):
+            main_job_early.arm_flags(bad)
 
 
 def test_the_analysis_from_records_by_hand(tmp_path, monkeypatch):
