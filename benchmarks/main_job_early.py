@@ -10,8 +10,9 @@ learning rate decays as in the main job) stopped with SIGTERM (a graceful stop: 
 ignored by a run started from a background shell) once it has trained --stop_frames frames. Its record goes to `--records` (default `benchmarks/results/main_job_early_runs/`); a
 run with a record is skipped. `ks_main` and `scratch_fixed` are the main job's own arms: their 4M-frame records
 (`benchmarks/results/main_job_runs/`) are read for their first --stop_frames too. `ks_untaught_<c>` is `ks_main` with
-`--kickstart_untaught_entropy=<c>`, `ks_alpha_<a>` is `ks_main` with `--kickstart_lambda=<a>` (re-engaging λ's scale); `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student
-reading the grid only (`--student_obs_keys=obs`: no task id, as a DMLab-30 agent; the teacher still reads it).
+`--kickstart_untaught_entropy=<c>`, `ks_alpha_<a>` is `ks_main` with `--kickstart_lambda=<a>` (re-engaging λ's
+scale); `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student reading the grid only
+(`--student_obs_keys=obs`: no task id, as a DMLab-30 agent; the teacher still reads it).
 
 Reported (`benchmarks/results/main_job_early_cpu.md` / `.json`), at each mark, mean over seeds [95 % bootstrap CI
 over seeds]: the training suite score; the score and the student's entropy (`train/task_entropy/<task>`) on each task
