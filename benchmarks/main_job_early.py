@@ -11,7 +11,7 @@ ignored by a run started from a background shell) once it has trained --stop_fra
 run with a record is skipped. `ks_main` and `scratch_fixed` are the main job's own arms: their 4M-frame records
 (`benchmarks/results/main_job_runs/`) are read for their first --stop_frames too. `ks_untaught_<c>` is `ks_main` with
 `--kickstart_untaught_entropy=<c>`, `ks_alpha_<a>` is `ks_main` with `--kickstart_lambda=<a>` (re-engaging λ's
-scale); `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student reading the grid only
+scale), `ks_smooth_<e>` is `ks_main` with `--kickstart_teacher_smoothing=<e>`; `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student reading the grid only
 (`--student_obs_keys=obs`: no task id, as a DMLab-30 agent; the teacher still reads it).
 
 Reported (`benchmarks/results/main_job_early_cpu.md` / `.json`), at each mark, mean over seeds [95 % bootstrap CI
@@ -47,7 +47,7 @@ MAIN_JOB_RECORDS = os.path.join(RESULTS, "main_job_runs")
 UNTAUGHT = ("KeyCorridorS3R1", "KeyCorridorS3R3")  # the shipped teacher's random-level tasks (its evaluation: ≤ 0)
 RECORD_TAGS = ("suite/score", "suite/*_normalized", "train/task_entropy/*", "kickstart/task_lambda/*",
                "kickstart/task_exploration/*", tags.UNTAUGHT_ENTROPY_LOSS, "train/entropy")
-MARKS = (50_000, 100_000, 250_000, 500_000, 750_000, 1_000_000)
+MARKS = (50_000, 100_000, 250_000, 500_000, 750_000, 1_000_000, 1_250_000, 1_500_000)
 FRAMES_RE = re.compile(r"Total num frames: (\d+)")
 
 
@@ -61,6 +61,7 @@ EXTRA_ARMS: Dict[str, List[str]] = {
 PARAMETRIC_ARMS: Dict[str, str] = {
     "ks_untaught_": "--kickstart_untaught_entropy",  # the untaught-task entropy bonus c
     "ks_alpha_": "--kickstart_lambda",  # re-engaging λ's scale α (the schedule's value; the main job's is 1)
+    "ks_smooth_": "--kickstart_teacher_smoothing",  # label smoothing ε of the teacher's target
 }
 
 

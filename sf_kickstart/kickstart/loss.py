@@ -98,6 +98,29 @@ def _split(logits: Tensor, splits: Sequence[int]):
     return torch.split(logits, list(splits), dim=-1)
 
 
+def check_smoothing(smoothing: float, heads: Optional[Sequence[Head]] = None, space=None) -> None:
+    """`--kickstart_teacher_smoothing`: a finite ε in [0, 1), and > 0 only where there is a categorical head (checked
+    when the heads are given)."""
+    if not (math.isfinite(smoothing) and 0 <= smoothing < 1):
+        raise KickstartLossError(f"--kickstart_teacher_smoothing must be a number in [0, 1) (0: off), got {smoothing}")
+    if smoothing > 0 and heads is not None and not any(h.kind == CATEGORICAL for h in heads):
+        raise KickstartLossError(
+            f"--kickstart_teacher_smoothing={smoothing} mixes a uniform distribution into the teacher's categorical "
+            f"policy, and the action space {space} has no categorical (Discrete) head: leave it at 0"
+        )
+
+
+def smooth_teacher(teacher_logits: Tensor, heads: Sequence[Head], smoothing: float) -> Tensor:
+    """The logits of the target (1 − ε)·π_T + ε·uniform on every categorical head (label smoothing of the teacher;
+    Gaussian heads unchanged). ε = 0 returns the logits as they are."""
+    if smoothing <= 0:
+        return teacher_logits
+    parts = _split(teacher_logits, head_sizes(heads))
+    out = [torch.log((1 - smoothing) * F.softmax(part, dim=-1) + smoothing / head.size) if head.kind == CATEGORICAL
+           else part for head, part in zip(heads, parts)]
+    return out[0] if len(out) == 1 else torch.cat(out, dim=-1)
+
+
 def cross_entropy(teacher_logits: Tensor, student_logits: Tensor, splits: Sequence[int]) -> Tensor:
     """Per-sample H(π_T, π_S), summed over independent categorical heads. Gradient flows to the student only."""
     total = None

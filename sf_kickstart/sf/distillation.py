@@ -49,6 +49,7 @@ from sf_kickstart.kickstart.loss import (
     head_sizes,
     kickstart_term,
     mean_squared_error,
+    smooth_teacher,
 )
 
 SUPPORTED = "Discrete, a 1-D Box (diagonal Gaussian) or a Tuple of them"
@@ -140,11 +141,13 @@ def diagnostics(heads: Sequence[Head], teachers: Sequence, students: Sequence) -
 
 def policy_term(
     loss: str, action_space, heads: Sequence[Head], teacher_logits: Tensor, student_distribution,
-    weights: Tensor, valids: Tensor, has_teacher: Optional[Tensor] = None,
+    weights: Tensor, valids: Tensor, has_teacher: Optional[Tensor] = None, smoothing: float = 0.0,
 ) -> KickstartTerm:
     """λ-weighted `--kickstart_loss` divergence of the teacher logits [N, Σ sizes] from the student's SF distribution,
-    averaged over valid steps. Gradient flows to the student only."""
-    teachers = head_distributions(get_action_distribution(action_space, teacher_logits.detach()))
+    averaged over valid steps. Gradient flows to the student only. `smoothing` ε > 0: the target of each categorical
+    head is (1 − ε)·π_T + ε·uniform (`--kickstart_teacher_smoothing`), in the loss and in the diagnostics."""
+    teacher_logits = smooth_teacher(teacher_logits.detach(), heads, smoothing)
+    teachers = head_distributions(get_action_distribution(action_space, teacher_logits))
     students = head_distributions(student_distribution)
     total = None
     for head, t, s in zip(heads, teachers, students):

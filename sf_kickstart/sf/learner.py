@@ -147,7 +147,7 @@ class KickstartLearner(FixedLearner):
         layout = self.layout
         term = policy_term(
             layout.loss, self.actor_critic.action_space, layout.heads, mb.teacher_logits, action_distribution,
-            weights, mb.valids, has_teacher,
+            weights, mb.valids, has_teacher, layout.teacher_smoothing,
         )
         loss_summaries.update(ks_term=term, ks_tidx=tidx, ks_rl_policy_loss=policy_loss, ks_rl_value_loss=value_loss)
         if self.cfg.kickstart_distill_only:

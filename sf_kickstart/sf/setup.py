@@ -12,6 +12,9 @@ Every Sample Factory flag works. Ours (see `add_kickstart_args`):
                                the divergence per action head (Discrete, Box, Tuple): the paper's H(π_T, π_S), or
                                KL(π_S ‖ π_T), or the MSE on continuous heads' means (sf_kickstart/kickstart/loss.py)
   --kickstart_value_coeff=C    value distillation: + C·λ·(V_S − V_T)² on the value loss (0: off)
+  --kickstart_teacher_smoothing=E
+                               categorical heads imitate (1 − E)·π_T + E·uniform: no action the teachers never take
+                               is unlearnt (issue 20)
   --kickstart_untaught_entropy=C
                                reengage: an entropy bonus C·(1 − G_S,k/100) on the tasks no teacher can teach (no
                                teacher, or one no better than random there; sf_kickstart/kickstart/untaught.py)
@@ -53,7 +56,9 @@ from sf_kickstart.experiments import checkpoint_paths, read_config, remove_parti
 from sf_kickstart.sf.fixes.learner import FixedLearner
 from sf_kickstart.sf.fixes.lr_schedule import add_lr_schedule_args, check_lr_schedule, partial_parse_argv
 from sf_kickstart.sf.fixes.nonfinite import first_nonfinite
-from sf_kickstart.kickstart.loss import CROSS_ENTROPY, KICKSTART_LOSSES, check_loss_fits, check_value_coeff
+from sf_kickstart.kickstart.loss import (
+    CROSS_ENTROPY, KICKSTART_LOSSES, check_loss_fits, check_smoothing, check_value_coeff,
+)
 from sf_kickstart.sf.distillation import action_heads, describe_actions, num_action_parameters
 from sf_kickstart.sf.storage import KickstartLayout
 from sf_kickstart.paths import CFG_DIR
@@ -141,6 +146,14 @@ def add_loss_args(g) -> None:
         type=float,
         help="value distillation: adds coeff·λ·(V_S − V_T)² (the teacher's value on the same step, in the student's "
         "critic units), averaged over valid steps, to the value loss; 0 = off",
+    )
+    g.add_argument(
+        "--kickstart_teacher_smoothing",
+        default=0.0,
+        type=float,
+        help="categorical heads: the student imitates (1 − ε)·π_T + ε·uniform instead of π_T (label smoothing of the "
+        "teacher), so an action the teacher never takes on its tasks keeps probability >= ε/n in the student there "
+        "and elsewhere: a task no teacher can teach may need it (issue 20: MiniGrid's drop on KeyCorridor). 0 = off",
     )
     g.add_argument(
         "--kickstart_untaught_entropy",
@@ -465,6 +478,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     `env_info` may be an EnvInfo or a callable producing it (called only when there is a teacher)."""
     schedule = KickstartSchedule.from_cfg(cfg)  # ScheduleError for impossible values, teacher or not
     check_value_coeff(cfg.kickstart_value_coeff)
+    check_smoothing(cfg.kickstart_teacher_smoothing)
     check_untaught_entropy(cfg)
     task_names = suite.task_names(cfg.env)
     specs = teacher_specs_from_cfg(cfg, task_names)
@@ -480,6 +494,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
     env_info = env_info if env_info is not None else make_env_info(cfg)
     heads = action_heads(env_info.action_space)  # UnsupportedActionSpace for e.g. MultiBinary
     check_loss_fits(cfg.kickstart_loss, heads, env_info.action_space)  # e.g. mse_mean without a Box head
+    check_smoothing(cfg.kickstart_teacher_smoothing, heads, env_info.action_space)  # e.g. > 0 on Box actions only
     values = cfg.kickstart_value_coeff > 0
     teachers = read_teachers(cfg, specs, env_info)
     routing = TeacherRouting.of(specs, task_names)
@@ -507,6 +522,7 @@ def build_layout(cfg, suite: Suite, env_info=None) -> Optional[KickstartLayout]:
         value_coeff=float(cfg.kickstart_value_coeff),
         init_log_std=teacher_log_std(cfg, env_info.action_space, bank.teachers),
         untaught_entropy=float(cfg.kickstart_untaught_entropy),
+        teacher_smoothing=float(cfg.kickstart_teacher_smoothing),
     )
 
 

@@ -55,6 +55,7 @@ class KickstartLayout:
     value_coeff: float = 0.0  # --kickstart_value_coeff (> 0: the teachers' values travel in the buffers)
     init_log_std: Optional[List[float]] = None  # --kickstart_init_stddev: a new student's learned log-std (per dim)
     untaught_entropy: float = 0.0  # --kickstart_untaught_entropy: c of the untaught tasks' entropy term (0: off)
+    teacher_smoothing: float = 0.0  # --kickstart_teacher_smoothing: ε of the categorical target (0: off)
 
     @property
     def task_names(self) -> List[str]:
