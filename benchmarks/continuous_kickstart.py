@@ -73,7 +73,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from benchmarks.multiteacher_efficiency import evaluate_teachers
-from benchmarks.run_records import RunRecord, open_run, record_of, record_path, run_name, save_record
+from benchmarks.run_records import RunRecord, open_run, reached, record_of, record_path, run_name, save_record
 from sf_kickstart import tags
 from sf_kickstart.errors import ExperimentError
 from sf_kickstart.events import Series
@@ -144,9 +144,7 @@ def student_plan(args) -> List[dict]:
 
 def finished(exp_dir: str, frames: int, records_dir: Optional[str] = None) -> bool:
     """The run's latest checkpoint, or its record, holds its budget (Sample Factory stops at or just past it)."""
-    record = record_of(records_dir, exp_dir) if records_dir else None
-    done = (trained_frames(exp_dir) if os.path.isdir(exp_dir) else None, record and record.trained_frames)
-    return any(d is not None and d >= frames for d in done)
+    return reached(exp_dir, records_dir, frames, trained_frames, lambda record: record.trained_frames)
 
 
 def save_run(args, exp_dir: str) -> None:

@@ -40,7 +40,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from benchmarks.run_records import RunRecord, open_run, record_of, record_path, save_record
+from benchmarks.run_records import RunRecord, open_run, reached, record_path, save_record
 from sf_kickstart import tags
 from sf_kickstart.evaluation_cache import read_scores
 from sf_kickstart.paths import REPO_ROOT
@@ -76,9 +76,11 @@ def exp_name(arm: str, seed: int) -> str:
 
 def finished(exp_dir: str, frames: int, records_dir: Optional[str] = None) -> bool:
     """The run's sampled evaluation, on disk or in its record, is of its final checkpoint."""
-    record = record_of(records_dir, exp_dir) if records_dir else None
-    caches = (read_scores(exp_dir, "sampled"), record and record.scores.get("sampled"))
-    return any(data is not None and int(data.get("env_steps", 0)) >= frames * 0.99 for data in caches)
+    def evaluated_at(data: Optional[dict]) -> Optional[int]:
+        return None if data is None else int(data.get("env_steps", 0))
+
+    return reached(exp_dir, records_dir, frames * 0.99, lambda d: evaluated_at(read_scores(d, "sampled")),
+                   lambda record: evaluated_at(record.scores.get("sampled")))
 
 
 def save_run(args, name: str) -> None:

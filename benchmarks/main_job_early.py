@@ -8,7 +8,7 @@ teach (issue 20), over seeds, against the same student from scratch and with the
 Each arm × seed is `benchmarks.main_job`'s run (`cfg/minigrid_large_student.yaml`, its 4M-frame budget, so the
 learning rate decays as in the main job) stopped with SIGTERM (a graceful stop: a final checkpoint; SIGINT would be
 ignored by a run started from a background shell) once it has trained --stop_frames frames. Its record goes to `--records` (default `benchmarks/results/main_job_early_runs/`); a
-run with a record is skipped. `ks_main` and `scratch_fixed` are the main job's own arms: their 4M-frame records
+run whose record holds --stop_frames is skipped (`run_records.reached`). `ks_main` and `scratch_fixed` are the main job's own arms: their 4M-frame records
 (`benchmarks/results/main_job_runs/`) are read for their first --stop_frames too. `ks_untaught_<c>` is `ks_main` with
 `--kickstart_untaught_entropy=<c>`, `ks_alpha_<a>` is `ks_main` with `--kickstart_lambda=<a>` (re-engaging λ's
 scale), `ks_smooth_<e>` is `ks_main` with `--kickstart_teacher_smoothing=<e>`; `ks_notask` / `scratch_notask` are `ks_main` / `scratch_fixed` with the student reading the grid only
@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks.main_job import ARMS as MAIN_JOB_ARMS
 from benchmarks.main_job import at_marks, exp_name
-from benchmarks.run_records import open_run, record_path, save_record
+from benchmarks.run_records import open_run, reached, record_path, save_record
 from sf_kickstart import tags
 from sf_kickstart.paths import REPO_ROOT
 from sf_kickstart.processes import start_train
@@ -101,11 +101,11 @@ def train_until(args, name: str, flags: List[str], seed: int) -> None:
 
 def run_one(args, arm: str, seed: int) -> None:
     name = exp_name(arm, seed)
-    if os.path.isfile(record_path(args.records, name)) or (arm in MAIN_JOB_ARMS and os.path.isfile(
-            record_path(MAIN_JOB_RECORDS, name))):
+    exp_dir = os.path.join(args.train_dir, name)
+    sources = [args.records] + ([MAIN_JOB_RECORDS] if arm in MAIN_JOB_ARMS else [])
+    if any(reached(exp_dir, d, args.stop_frames, None, lambda record: record.trained_frames) for d in sources):
         print(f"[main_job_early] {name}: recorded, skipped", flush=True)
         return
-    exp_dir = os.path.join(args.train_dir, name)
     if not os.path.isfile(os.path.join(args.train_dir, f"{name}.log")) or logged_frames(
             os.path.join(args.train_dir, f"{name}.log")) < args.stop_frames:
         print(f"[main_job_early] {name}: training to {args.stop_frames} frames", flush=True)

@@ -148,6 +148,17 @@ def record_of(records_dir: str, exp_dir: str) -> Optional[RunRecord]:
     return load_record(record_path(records_dir, run_name(exp_dir)))
 
 
+def reached(exp_dir: str, records_dir: Optional[str], frames: float,
+            on_dir: Optional[Callable[[str], Optional[int]]], on_record: Callable[[RunRecord], Optional[int]]) -> bool:
+    """The one "is this run done?" rule of the benchmarks: a run has reached `frames` when what `on_dir` reads of its
+    dir (when the dir is on this machine; None: the dir is not asked) or what `on_record` reads of its record in
+    `records_dir` (None: no records) is at least `frames`."""
+    record = record_of(records_dir, exp_dir) if records_dir else None
+    values = (on_dir(exp_dir) if on_dir is not None and os.path.isdir(exp_dir) else None,
+              on_record(record) if record is not None else None)
+    return any(v is not None and v >= frames for v in values)
+
+
 def open_run(exp_dir: str, records_dir: str, tags: Tags, name: Optional[str] = None, train_dir: Optional[str] = None,
              policies: Sequence[str] = POLICIES) -> Optional[RunRecord]:
     """A run as analysis reads it: its dir's view when `exp_dir` is on this machine, else its record's (the record

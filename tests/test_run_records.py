@@ -111,3 +111,20 @@ def test_open_run_prefers_the_dir_then_the_record(tmp_path):
     assert from_record.trained_frames == 3072 and list(from_record.scalars) == ["suite/score"]
     assert rr.record_of(records, exp).trained_frames == 3072
     assert rr.open_run(str(tmp_path / "other_s1"), records, ["suite/*"]) is None
+
+
+def test_reached_reads_the_dir_or_the_record_and_nothing_else(tmp_path):
+    """The benchmarks' one skip rule: the dir's value (when the dir exists and is asked) or the record's."""
+    from sf_kickstart.experiments import trained_frames
+
+    records, exp = str(tmp_path / "records"), fake_experiment(tmp_path, frames=3072)
+    by_record = lambda record: record.trained_frames  # noqa: E731
+    assert rr.reached(exp, records, 3072, trained_frames, by_record)  # the dir: its checkpoint
+    assert not rr.reached(exp, records, 3073, trained_frames, by_record)
+    assert not rr.reached(exp, records, 3072, None, by_record)  # the dir not asked, and no record yet
+    assert not rr.reached(exp, None, 3072, None, by_record)
+    rr.save_record(exp, rr.record_path(records, "run_s0"), ["suite/*"])
+    shutil.rmtree(exp)
+    assert rr.reached(exp, records, 3072, trained_frames, by_record)  # the dir is gone: its record
+    assert not rr.reached(exp, records, 4096, trained_frames, by_record)
+    assert not rr.reached(str(tmp_path / "other_s1"), records, 1, trained_frames, by_record)
