@@ -61,6 +61,8 @@ ARMS: Dict[str, List[str]] = {
     "scratch_fixed": FIXED,
     "ks_linear_fixed": LINEAR_KS + FIXED,
     "ks_main": KS + ["--kickstart_schedule=reengage"] + FIXED,  # README's main command
+    # the main command with label smoothing of the teacher (issue 20: KeyCorridorS3R1 needs the drop no taught task has)
+    "ks_smooth_0.5": KS + ["--kickstart_schedule=reengage"] + FIXED + ["--kickstart_teacher_smoothing=0.5"],
 }
 DIAGNOSTICS = ("train/entropy", "train/grad_norm", "train/kl_divergence", "train/ratio_max", "train/fraction_clipped",
                "train/lr", "train/adam_max_second_moment", "train/version_diff_avg", "train/value_loss", "train/adv_std")
