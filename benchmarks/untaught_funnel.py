@@ -150,11 +150,13 @@ def run(args) -> dict:
     for spec in args.runs:
         name, path = spec.split(":", 1)
         exp_dir, found = exp_dir_of(path), checkpoints(path)
+        played = set()
         for mark in args.marks:
             hit = at_mark(found, mark)
-            if hit is None:
+            if hit is None or hit[0] in played:  # none yet, or the one an earlier mark played (the run stopped)
                 continue
             frames, ckpt = hit
+            played.add(frames)
             r = measure(exp_dir, ckpt, args.episodes, args.plans)
             results.setdefault(name, {})[str(mark)] = dict(r, frames=frames, checkpoint=os.path.basename(ckpt))
             print(f"[untaught_funnel] {name} @{mark}: {r['stages']}", flush=True)
