@@ -134,8 +134,8 @@ def measure(exp_dir: str, checkpoint: str, episodes: int, plans: int) -> dict:
 
 
 def exp_dir_of(path: str) -> str:
-    """The experiment dir whose config.json plays the checkpoints: DIR itself, or for a folder of copies its
-    `experiment` file's content (a path), else its parent's experiment of the same name."""
+    """The experiment dir whose config.json plays the checkpoints: DIR itself, or for a folder of copies the path
+    written in its `experiment` file."""
     if os.path.isfile(os.path.join(path, "config.json")):
         return path
     pointer = os.path.join(path, "experiment")

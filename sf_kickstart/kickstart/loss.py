@@ -12,6 +12,8 @@ D is chosen by `--kickstart_loss` (`KICKSTART_LOSSES`), per action head and summ
                 (μ_S − μ_T)² (`mean_squared_error`; torch's `F.mse_loss` of the mean actions); a categorical head in a
                 mixed Tuple keeps its cross-entropy (the categorical's behaviour-cloning loss), so no head goes
                 unsupervised. A space without a Gaussian head is refused (`check_loss_fits`).
+With `--kickstart_teacher_smoothing=ε` the categorical target is (1 − ε)·π_T + ε·uniform (`smooth_teacher`), in every
+divergence and diagnostic.
 The Gaussian parts are built on Sample Factory's own distributions (`sf.distillation`, which may import SF); this
 module holds the categorical formulas, the weighting and the summaries.
 
